@@ -1,0 +1,1 @@
+"""The `u2ad` command line: one module per subcommand."""

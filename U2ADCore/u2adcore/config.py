@@ -1,0 +1,171 @@
+"""One typed configuration for every stage, saved inside every checkpoint and result.
+
+Defaults are the paper's values (METHOD.md); where the paper and the research code differ the
+choice is a field here, never a hidden constant. `to_dict`/`from_dict` round-trip exactly and
+refuse unknown keys, so a checkpoint written by a newer version fails loudly instead of silently
+dropping settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+SEGMENTS: tuple[str, ...] = ("C2-C3", "C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1")
+VERTEBRAE: tuple[str, ...] = ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2")
+
+
+@dataclass
+class PreprocessConfig:
+    """METHOD.md §2: how a 3D study becomes 256 x 256 slices in [0, 1]."""
+
+    spacing_mm: float = 1.0
+    size: int = 256
+    clip_percentiles: tuple[float, float] = (0.2, 99.8)
+    # How many sagittal slices, centred on the slice with the most cord (paper: 30 pretraining,
+    # 3 adaptation, 1 detection). `slices` (canonical left-right indices) overrides it.
+    n_slices: int = 1
+    slices: Optional[list[int]] = None
+
+
+@dataclass
+class ModelConfig:
+    """METHOD.md §3. `preset` names the size; the size fields are what is actually built."""
+
+    preset: str = "small"
+    img_size: int = 256
+    patch_size: int = 8
+    in_chans: int = 1
+    embed_dim: int = 128
+    depth: int = 12
+    num_heads: int = 8
+    decoder_embed_dim: int = 64
+    decoder_depth: int = 8
+    decoder_num_heads: int = 8
+    mlp_ratio: float = 4.0
+    mask_ratio: float = 0.75
+    edge_weight: float = 0.1
+    # Patches within this many patches (Chebyshev distance) of an ROI patch are the tokens the
+    # model sees; None means the whole image. Chosen by measurement (docs/CONTEXT_BAND.md).
+    context_band: Optional[int] = None
+
+
+@dataclass
+class TrainConfig:
+    """Pretraining (METHOD.md §3). `epochs` etc. are the paper's; `cpu` shortens them."""
+
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    lr_step_epochs: int = 50
+    lr_gamma: float = 0.1
+    noise_var: float = 0.02
+    brightness: tuple[float, float] = (0.8, 1.2)
+    contrast: tuple[float, float] = (0.8, 1.2)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # only ever used on CUDA
+    checkpoint_every: int = 1  # epochs
+    n_slices: int = 30  # slices per healthy study
+
+
+@dataclass
+class AdaptConfig:
+    """Uncertainty-guided adaptation (METHOD.md §5, Algorithm 2)."""
+
+    strategy: Literal["random", "eu", "eu+au"] = "eu+au"
+    epochs: int = 200
+    stage2_start: int = 150
+    refresh_every: int = 10
+    mc_samples: int = 10
+    temperature: float = 1.0
+    eu_scaling: Literal["mean", "zscore"] = "mean"
+    au_percentile: float = 90.0
+    au_top_k: int = 3
+    au_min_size: int = 2
+    au_component_score: Literal["sum", "mean_sum"] = "sum"
+    batch_size: int = 8
+    lr: float = 3e-4
+    lr_step_epochs: int = 50
+    lr_gamma: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_every: int = 1
+    n_slices: int = 3
+
+
+@dataclass
+class InferenceConfig:
+    """Monte-Carlo inference (METHOD.md §4)."""
+
+    mc_samples: int = 10
+    schedule: Literal["balanced", "independent"] = "balanced"
+    seed: int = 0
+    batch_size: int = 32  # passes x slices per forward call
+    device: str = "auto"
+
+
+@dataclass
+class ScoringConfig:
+    """Anomaly map, curve and scores (METHOD.md §6)."""
+
+    erode_px: int = 1
+    bottom_fraction: float = 0.2
+    top_components: int = 3
+    curve: Literal["rows", "centreline"] = "rows"
+    # Fixed display range of the anomaly map (never rescaled per image).
+    display_max: float = 0.5
+
+
+@dataclass
+class Thresholds:
+    """Calibrated decision thresholds and how they were obtained (METHOD.md §7)."""
+
+    patient: Optional[float] = None
+    segment: Optional[float] = None
+    method: str = ""  # e.g. "sensitivity=0.9 / max-F1" or "normal-only FPR=0.05"
+    n_studies: int = 0
+    target: str = ""
+
+
+@dataclass
+class U2ADConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain, JSON-able dict (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Build dataclass `cls` from `data`, recursing into nested dataclasses.
+
+    Unknown keys raise ValueError naming them; missing keys take the defaults.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

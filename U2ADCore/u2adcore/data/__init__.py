@@ -1,0 +1,1 @@
+"""Datasets: manifests, the Spine Generic BIDS layout, synthetic studies, pseudo-anomalies."""

@@ -1,0 +1,1 @@
+"""Calibration, metrics and the paper's evaluation protocol (METHOD.md §7)."""

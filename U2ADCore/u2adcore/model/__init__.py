@@ -1,0 +1,1 @@
+"""EdgeMAE, the masked autoencoder, and ROI-patch masking (METHOD.md §3)."""

@@ -1,0 +1,1 @@
+"""Training loop, pretraining, checkpoints, distributed training (METHOD.md §3)."""

@@ -1,0 +1,1 @@
+"""Monte-Carlo uncertainty and uncertainty-guided adaptation (METHOD.md §4-§5)."""
