@@ -47,7 +47,7 @@ class ModelConfig:
     mask_ratio: float = 0.75
     edge_weight: float = 0.1
     # Patches within this many patches (Chebyshev distance) of an ROI patch are the tokens the
-    # model sees; None means the whole image. Chosen by measurement (docs/CONTEXT_BAND.md).
+    # model sees; None means the whole image. Chosen by measurement (docs/MODEL.md).
     context_band: Optional[int] = None
 
 
@@ -62,6 +62,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_step_epochs: int = 50
     lr_gamma: float = 0.1
+    augment: bool = True
     noise_var: float = 0.02
     brightness: tuple[float, float] = (0.8, 1.2)
     contrast: tuple[float, float] = (0.8, 1.2)
@@ -117,6 +118,9 @@ class ScoringConfig:
     bottom_fraction: float = 0.2
     top_components: int = 3
     curve: Literal["rows", "centreline"] = "rows"
+    # Gaussian smoothing (mm, along the cord) of the per-row cord centre that the "centreline"
+    # curve follows; it removes the staircase of a pixel mask without flattening real curvature.
+    centreline_sigma_mm: float = 5.0
     # Fixed display range of the anomaly map (never rescaled per image).
     display_max: float = 0.5
 
@@ -130,6 +134,78 @@ class Thresholds:
     method: str = ""  # e.g. "sensitivity=0.9 / max-F1" or "normal-only FPR=0.05"
     n_studies: int = 0
     target: str = ""
+
+
+@dataclass
+class EvaluationConfig:
+    """Calibration and the 5-fold protocol (METHOD.md §7). A run setting, not stored in models."""
+
+    patient_sensitivity: float = 0.9
+    normal_fpr: float = 0.05  # used when the calibration studies are all normal
+    n_folds: int = 5
+    seed: int = 0
+
+
+@dataclass
+class BaselineConfig:
+    """Training-free comparison methods (METHOD.md §9), all computed inside the cord."""
+
+    # A T2 hyperintensity is brighter than the cord (METHOD.md §8): count only positive
+    # deviations, so dark partial-volume edges do not compete with lesions.
+    hyperintense_only: bool = True
+    slic_compactness: float = 10.0
+    slic_pixels_per_segment: int = 20  # sets n_segments from the cord area of each slice
+    slic_z_threshold: float = 2.0
+    # DBSCAN runs on in-cord intensities z-scored per slice, so eps is in standard deviations.
+    # min_samples is this fraction of the slice's cord pixels: with a fixed count a lesion of a
+    # few dozen similar pixels forms a dense cluster of its own and is never called noise.
+    dbscan_eps: float = 0.25
+    dbscan_min_fraction: float = 0.1
+
+
+@dataclass
+class DAEConfig:
+    """The denoising-autoencoder baseline (METHOD.md §9); trained with TrainConfig's schedule."""
+
+    channels: tuple[int, ...] = (16, 32, 64, 64)  # one stride-2 stage each
+    noise_std: float = 0.2
+
+
+@dataclass
+class PhantomConfig:
+    """Synthetic sagittal T2w cervical spine studies (docs/DATA.md). A run setting.
+
+    Ranges are drawn uniformly per study; their defaults match what docs/DATA.md measured on
+    the real errsm subjects (CSF/cord ratio, cord AP width, in-cord noise).
+    """
+
+    n_slices: int = 13  # sagittal (left-right) slices
+    slice_mm: float = 1.5  # left-right spacing
+    pixel_mm: float = 0.9  # in-plane (S-I and A-P) spacing
+    fov_si_mm: float = 240.0
+    fov_ap_mm: float = 160.0
+    # Voxel-axis directions as SimpleITK/nibabel letters; "PSR" is how the real errsm files come.
+    orientation: str = "PSR"
+    csf_cord_ratio: tuple[float, float] = (1.9, 2.7)
+    cord_ap_mm: tuple[float, float] = (6.5, 8.5)
+    cord_lr_mm: tuple[float, float] = (10.0, 13.0)
+    cord_mean: tuple[float, float] = (200.0, 350.0)  # scanner units, like the int16 real files
+    snr: tuple[float, float] = (12.0, 25.0)  # cord mean / Rician noise sigma
+    bias_strength: float = 1.0  # scales the random smooth bias field; 0 switches it off
+    lesion_contrast: tuple[float, float] = (0.35, 0.75)  # 0 = cord signal, 1 = CSF signal
+    lesion_length_mm: tuple[float, float] = (5.0, 25.0)
+    lesion_lr_mm: tuple[float, float] = (3.0, 7.0)
+    lesions_per_study: tuple[int, int] = (1, 3)  # for studies drawn as positive in a set
+
+
+@dataclass
+class PseudoAnomalyConfig:
+    """Pseudo-lesions inserted into real studies (METHOD.md §8, paper Appendix A.1)."""
+
+    width_fraction: tuple[float, float] = (0.7, 1.0)  # x the local cord width
+    length_factor: tuple[float, float] = (1.0, 4.0)  # x the lesion width
+    csf_ring_mm: tuple[float, float] = (1.0, 3.0)  # CSF statistics: this band around the cord
+    n_neighbours: int = 0  # slices either side of the mid-sagittal one that also get lesions
 
 
 @dataclass

@@ -1,0 +1,39 @@
+"""Fixtures for the Slicer module's tests, in CI (slicer-core) and inside the Slicer app alike.
+
+`scene` is `slicer.mrmlScene` inside the application (cleared after each test) and a fresh
+`slicer.vtkMRMLScene()` otherwise. Tests marked `requires_slicer_app` skip with the reason when
+`slicer.app` is absent.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "U2ADSlicer"
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip) or the Slicer application is needed")
+
+IN_APP = hasattr(slicer, "app")
+
+
+def pytest_collection_modifyitems(config, items):
+    if IN_APP:
+        return
+    skip = pytest.mark.skip(reason="needs the 3D Slicer application (slicer.app is absent: slicer-core only)")
+    for item in items:
+        if "requires_slicer_app" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def scene():
+    if IN_APP:
+        slicer.mrmlScene.Clear(0)
+        yield slicer.mrmlScene
+        slicer.mrmlScene.Clear(0)
+    else:
+        yield slicer.vtkMRMLScene()

@@ -1,0 +1,177 @@
+"""`u2ad detect`: one study (IMAGE --cord MASK) or a manifest of studies -> detection folders.
+
+In manifest mode the model is loaded once; each study gets its own sub-folder and one
+`summary.csv` lists every study, so a batch of hundreds is one command. A study that fails (a
+bad mask, a missing file) is reported and listed with its error instead of stopping the batch.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..config import SEGMENTS, InferenceConfig, PreprocessConfig, U2ADConfig
+
+SUMMARY_CSV = "summary.csv"
+
+
+def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name,
+        help=help_,
+        description="Detect T2 hyperintensity in the spinal cord: anomaly map, candidates, AnoCurve, per-segment "
+        "and patient scores, report.png and result.json. Give one IMAGE with --cord, or --manifest.",
+    )
+    p.add_argument("image", nargs="?", help="3D T2w image: .nii/.nii.gz/.nrrd/.mha or a DICOM series folder")
+    p.add_argument("--cord", help="spinal-cord mask of IMAGE (0/1, or give --cord-label); lesions must lie inside it")
+    p.add_argument("--cord-label", type=int, default=None, help="use voxels with this value of a multi-label mask as the cord")
+    p.add_argument("--levels", default=None, help="vertebral levels: a label image or a Slicer .mrk.json point list")
+    p.add_argument("--levels-kind", choices=("discs", "bodies"), default=None, help="what the values of a levels label image mean")
+    p.add_argument("--manifest", default=None, help="CSV of studies (id,image,cord,levels[,levels_kind,...]) instead of IMAGE")
+    p.add_argument("--model", default=None, help="checkpoint (.pt); default: the model shipped with the package")
+    p.add_argument("--method", default="u2ad", help="detector (default u2ad); see docs/DETECTION.md for the others")
+    p.add_argument("--out", default=None, help="output folder (default ./u2ad_<study id>; required with --manifest)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
+    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
+    p.add_argument("--seed", type=int, default=InferenceConfig.seed, help="seed of the Monte-Carlo masks (results are reproducible)")
+    p.add_argument("--n-slices", type=int, default=PreprocessConfig.n_slices, help="sagittal slices centred on the mid-sagittal one")
+    p.add_argument("--slices", type=int, nargs="+", default=None, help="explicit canonical left-right slice indices (overrides --n-slices)")
+    p.add_argument("--overwrite", action="store_true", help="write into an output folder that already holds other files")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> U2ADConfig:
+    cfg = U2ADConfig()
+    cfg.inference.device = args.device
+    cfg.inference.mc_samples = args.mc
+    cfg.inference.seed = args.seed
+    cfg.preprocess.n_slices = args.n_slices
+    cfg.preprocess.slices = args.slices
+    return cfg
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from ..errors import InputError
+
+    if args.manifest and (args.image or args.cord):
+        raise InputError(args.manifest, "give either --manifest or IMAGE --cord, not both")
+    if not args.manifest and not (args.image and args.cord):
+        raise InputError(None, "give an IMAGE and its --cord mask, or --manifest")
+    if args.manifest and not args.out:
+        raise InputError(args.manifest, "--out is required with --manifest")
+    if args.mc < 1:
+        raise InputError(None, f"--mc must be at least 1, got {args.mc}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..detect import detection_config
+    from ..methods.registry import get_method
+    from .main import progress_callback
+
+    _check_args(args)
+    cb = progress_callback(args)
+    start = time.perf_counter()
+    cfg = config_from_args(args)
+    method = get_method(args.method, config=cfg, checkpoint=args.model)
+    cfg = detection_config(cfg, method)
+    model_load = time.perf_counter() - start
+    if args.manifest:
+        return _run_manifest(args, method, cfg, cb, model_load)
+    return _run_single(args, method, cfg, cb, model_load)
+
+
+def _run_single(args, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+    from ..detect import detect_study, write_detection
+    from ..io.study import load_study, study_id_from_path
+
+    out = Path(args.out) if args.out else Path(f"u2ad_{study_id_from_path(args.image)}")
+    start = time.perf_counter()
+    study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
+    load = time.perf_counter() - start
+    result = detect_study(study, method, cfg, progress=cb)
+    result.timings = {"model_load": model_load, "load": load, **result.timings}
+    outputs = write_detection(result, out, overwrite=args.overwrite)
+    _finish(args, {k: str(v) for k, v in outputs.items()}, _one_line(result, out))
+    return 0
+
+
+def _one_line(result, out: Path) -> str:
+    from ..scoring.segments import top_segment
+
+    verdict = "" if result.patient_positive is None else (" POSITIVE" if result.patient_positive else " negative")
+    top = top_segment(result.segments)
+    where = f", top segment {top.name} ({top.score:.4g})" if top is not None else ", no segment scored (levels unknown)"
+    return f"{result.study_id}: patient score {result.patient_score:.4g}{verdict}{where} -> {out}"
+
+
+def _finish(args, outputs: dict, text: str) -> None:
+    if args.progress == "jsonl":
+        print(json.dumps({"event": "done", "outputs": outputs}), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def _run_manifest(args, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+    from ..data.manifest import read_manifest
+    from ..detect import detect_study, write_detection
+    from ..errors import OutputExistsError, U2ADError
+    from ..io.atomic import write_text
+    from ..progress import ProgressEvent, emit
+
+    entries = read_manifest(args.manifest)
+    out = Path(args.out)
+    allowed = {e.id for e in entries} | {SUMMARY_CSV}
+    if out.is_dir() and not args.overwrite:
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
+        if foreign:
+            raise OutputExistsError(f"{out}: folder already holds files ({', '.join(foreign[:5])}); choose another folder or pass --overwrite")
+    rows, outputs, failed = [], {}, []
+    for i, entry in enumerate(entries):
+        emit(cb, ProgressEvent("step", task="detect", step=i, steps=len(entries), fraction=i / len(entries), message=entry.id))
+        start = time.perf_counter()
+        try:
+            study = entry.load()
+            load = time.perf_counter() - start
+            result = detect_study(study, method, cfg, progress=None)
+            result.timings = {"load": load, **result.timings}
+            write_detection(result, out / entry.id, overwrite=args.overwrite)
+        except (U2ADError, FileNotFoundError) as exc:
+            print(f"u2ad: {entry.id}: {exc}", file=sys.stderr, flush=True)
+            rows.append(_summary_row(entry.id, None, str(exc)))
+            failed.append(entry.id)
+            continue
+        rows.append(_summary_row(entry.id, result, ""))
+        outputs[entry.id] = str(out / entry.id)
+    write_text(out / SUMMARY_CSV, _summary_csv(rows))
+    outputs["summary"] = str(out / SUMMARY_CSV)
+    text = f"{len(entries) - len(failed)} of {len(entries)} studies detected (model loaded in {model_load:.1f} s) -> {out / SUMMARY_CSV}"
+    _finish(args, outputs, text)
+    return 1 if failed else 0
+
+
+def _summary_row(study_id: str, result, error: str) -> dict:
+    from ..scoring.segments import top_segment
+
+    row = {"id": study_id, "patient_score": "", "verdict": "", "top_segment": "", **{s: "" for s in SEGMENTS}, "error": error}
+    if result is None:
+        return row
+    row["patient_score"] = f"{result.patient_score:.6g}"
+    row["verdict"] = "" if result.patient_positive is None else ("positive" if result.patient_positive else "negative")
+    top = top_segment(result.segments)
+    row["top_segment"] = "" if top is None else top.name
+    for seg in result.segments:
+        row[seg.name] = "unknown" if not seg.known else ("" if seg.score is None else f"{seg.score:.6g}")
+    return row
+
+
+def _summary_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["id", "patient_score", "verdict", "top_segment", *SEGMENTS, "error"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,96 @@
+"""`u2ad pretrain`: train EdgeMAE on healthy studies and write one checkpoint.
+
+Runs alone or under `torchrun --nproc-per-node N u2ad pretrain ...` (DistributedDataParallel;
+only rank 0 writes and reports).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..config import ModelConfig, PreprocessConfig, TrainConfig
+
+
+def _band(value: str):
+    return None if value.lower() in ("none", "full") else int(value)
+
+
+def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name,
+        help=help_,
+        description="Pretrain the EdgeMAE masked autoencoder on healthy T2w studies (random masking of cord "
+        "patches, METHOD.md §3). Studies come from manifests and/or Spine Generic folders; the checkpoint "
+        "records the settings, the studies used and the loss curve (MODEL_loss.csv/.png beside it).",
+    )
+    p.add_argument("--manifest", action="append", default=[], type=Path, help="CSV manifest of healthy studies (repeatable)")
+    p.add_argument("--spine-generic", action="append", default=[], type=Path, metavar="ROOT",
+                   help="a Spine Generic (BIDS) dataset folder (repeatable)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (MODEL.pt)")
+    p.add_argument("--preset", default=ModelConfig.preset, help="model size: tiny, small (default) or paper")
+    p.add_argument("--context-band", type=_band, default=ModelConfig.context_band, metavar="N|none",
+                   help="patches around the cord the model sees (none = the whole image; default %(default)s)")
+    p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (30 epochs, x0.1 every 12)")
+    p.add_argument("--epochs", type=int, help="override the schedule's number of epochs")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="global batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="initial learning rate (default %(default)s)")
+    p.add_argument("--n-slices", type=int, default=TrainConfig.n_slices, help="sagittal slices per study (default %(default)s)")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--device", default=TrainConfig.device, help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on CUDA")
+    p.add_argument("--no-augment", action="store_true", help="train without intensity augmentation")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--ship", action="store_true", help="finish with float16 weights and no optimizer state (a shippable model)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """The U2ADConfig the arguments describe."""
+    from ..config import U2ADConfig
+    from ..errors import InputError
+    from ..model.presets import model_config
+    from ..training.pretrain import apply_schedule
+
+    try:
+        model = model_config(args.preset, context_band=args.context_band)
+    except ValueError as exc:
+        raise InputError("--preset", str(exc)) from exc
+    train = apply_schedule(TrainConfig(), args.schedule)
+    train = dataclasses.replace(
+        train, batch_size=args.batch_size, lr=args.lr, n_slices=args.n_slices, seed=args.seed, device=args.device,
+        amp=not args.no_amp, augment=not args.no_augment, epochs=args.epochs or train.epochs,
+    )
+    return U2ADConfig(preprocess=PreprocessConfig(n_slices=train.n_slices), model=model, train=train)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError, OutputExistsError
+    from ..training.distributed import init_from_env, shutdown
+    from ..training.loop import loss_curve_paths
+    from ..training.pretrain import load_sources, manifest_source, pretrain, spine_generic_source
+    from .main import progress_callback
+
+    if not args.manifest and not args.spine_generic:
+        raise InputError(None, "give at least one --manifest or --spine-generic folder of healthy studies")
+    if args.out.exists() and not (args.resume or args.overwrite):
+        raise OutputExistsError(f"{args.out}: already exists; pass --resume to continue it or --overwrite to replace it")
+    cfg = config_from_args(args)
+    ctx = init_from_env(cfg.train.device)
+    try:
+        progress = progress_callback(args) if ctx.is_main else None
+        sources = [manifest_source(m) for m in args.manifest] + [spine_generic_source(r) for r in args.spine_generic]
+        data = load_sources(sources, cfg.preprocess, progress=progress)
+        pretrain(data, sources, cfg, args.out, progress=progress, resume=args.resume, ctx=ctx, ship=args.ship)
+    finally:
+        shutdown(ctx)
+    if ctx.is_main:
+        csv_path, png_path = loss_curve_paths(args.out)
+        outputs = {"model": str(args.out), "loss_csv": str(csv_path), "loss_png": str(png_path)}
+        if args.progress == "jsonl":
+            print(json.dumps({"event": "done", "outputs": outputs}), flush=True)
+        elif args.progress == "bar":
+            print(f"wrote {args.out} ({len(data)} slices from {len(data.studies())} studies)")
+    return 0

@@ -1,0 +1,43 @@
+"""The one-click levels helper: two placed vertebral landmarks in, every body centre out.
+
+Clinics rarely mark all seven levels. The user places two bodies (e.g. C2 and T1); U2ADCore's
+levels reader fills the bodies between them from the PAM50 prior and moves each onto the cord
+centre. The filled points go back into the same markups list, so they stay editable, and each
+says in its description whether it was placed or filled in.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
+from u2adcore.config import VERTEBRAE
+from u2adcore.io.images import read_image
+from u2adcore.levels.levels import Levels, read_levels
+
+from . import mrml
+
+PLACED = "placed"
+FILLED = "filled in from the PAM50 prior"
+
+
+def complete_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") -> Levels:
+    """Replace the list's points by all body centres the placed ones determine; returns the Levels.
+
+    Errors (labels that name no level, points outside the image, a single point) come from
+    U2ADCore as InputError naming the problem.
+    """
+    with tempfile.TemporaryDirectory(prefix="u2ad-levels-") as tmp:
+        folder = Path(tmp)
+        image_path = mrml.write_node(volume, folder / "image.nii.gz")
+        cord_path = mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id)
+        points_path = mrml.write_node(markups, folder / "levels.mrk.json")
+        levels = read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
+    names = [v for v in VERTEBRAE if v in levels.bodies]
+    mrml.set_markups_points(
+        markups,
+        names,
+        [levels.bodies[n] for n in names],
+        [FILLED if n in levels.inferred else PLACED for n in names],
+    )
+    return levels

@@ -1,0 +1,293 @@
+"""Detection and adaptation as the module runs them: export inputs, run the worker, load outputs.
+
+Each run gets a private work folder. The worker writes only there, so cancelling (terminate the
+process, remove the folder) can never leave half-written results where the user looks; finished
+results are copied to a user-chosen folder through U2ADCore's atomic writers. The GUI starts a
+job and polls it; `process` and `adapt` are the same steps, blocking, for batch mode.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
+from u2adcore.config import ScoringConfig
+from u2adcore.errors import Cancelled, InputError, U2ADError
+from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
+
+from . import mrml, results
+from .parameters import Inputs, Settings, StudyNodes
+from .worker import WorkerMessage, WorkerProcess, WorkerResult, adapt_command, detect_command, worker_python
+
+RESULT_FOLDER_NAME = "U2AD results"
+
+
+class WorkerFailed(U2ADError):
+    """The worker reported an error; the message is the worker's, readable as is."""
+
+
+@dataclass
+class DetectionOutputs:
+    """The nodes one detection produced, plus its summary (scores, verdicts, curve)."""
+
+    anomaly_map: object
+    candidates: object
+    table: object
+    chart: object
+    summary: results.DetectionSummary
+    folder_item: int
+    output_dir: Optional[Path] = None  # where the files were kept, if the user asked
+
+
+@dataclass
+class Job:
+    """A running worker and the private folder it writes into."""
+
+    worker: WorkerProcess
+    workdir: Path
+
+    def discard(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+        self.discard()
+
+
+@dataclass
+class DetectionJob(Job):
+    inputs: Inputs = None
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.workdir / "result"
+
+
+@dataclass
+class AdaptationJob(Job):
+    destination: Path = None
+
+    @property
+    def staged_model(self) -> Path:
+        return self.workdir / "adapted.pt"
+
+
+def _workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="u2ad-"))
+
+
+def _model_arg(settings: Settings) -> Optional[Path]:
+    if not settings.model_path:
+        return None
+    model = Path(settings.model_path)
+    if not model.is_file():
+        raise InputError(model, "model file not found")
+    return model
+
+
+def _export_study(scene, volume, cord, levels, folder: Path, cord_segment_id: str = "") -> dict:
+    """Write one study's nodes as files the worker reads; returns their paths and the levels kind."""
+    if volume is None:
+        raise InputError(None, "choose the T2 volume")
+    if cord is None:
+        raise InputError(None, f"choose the spinal cord segmentation for {volume.GetName()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "image": mrml.write_node(volume, folder / "image.nii.gz"),
+        "cord": mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id),
+        "levels": None,
+        "levels_kind": None,
+    }
+    if levels is not None and levels.GetNumberOfControlPoints() > 0:
+        paths["levels_kind"] = mrml.levels_kind(levels)
+        paths["levels"] = mrml.write_node(levels, folder / "levels.mrk.json")
+    return paths
+
+
+# ---------------------------------------------------------------- detection
+
+
+def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None) -> DetectionJob:
+    """Export the inputs and start `u2ad detect` in the background."""
+    model = _model_arg(settings)
+    workdir = _workdir()
+    try:
+        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", settings.cord_segment_id)
+        argv = detect_command(
+            python or worker_python(),
+            files["image"],
+            files["cord"],
+            workdir / "result",
+            levels=files["levels"],
+            levels_kind=files["levels_kind"],
+            model=model,
+            device=settings.device,
+            mc_samples=settings.mc_samples,
+            n_slices=settings.n_slices,
+        )
+        return DetectionJob(WorkerProcess(argv), workdir, inputs, settings)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _raise_for(result: WorkerResult) -> None:
+    if result.status == "cancelled":
+        raise Cancelled(result.message or "cancelled")
+    if result.status != "done":
+        raise WorkerFailed(result.message)
+
+
+def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
+    """Nodes from a detection output folder, filed next to `volume` in the subject hierarchy."""
+    out_dir = Path(out_dir)
+    results.check_outputs(out_dir)
+    summary = results.read_summary(out_dir)
+    saved = results.read_result(out_dir / results.RESULT_FILE).get("settings") or {}
+    display_max = float((saved.get("scoring") or {}).get("display_max", ScoringConfig().display_max))
+    base = volume.GetName()
+    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map")
+    mrml.show_anomaly_map(scene, amap, display_max)
+    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates")
+    table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
+    chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
+    folder = mrml.place_beside(scene, volume, [amap, candidates, table, chart, *tables, *series], RESULT_FOLDER_NAME)
+    return DetectionOutputs(amap, candidates, table, chart, summary, folder)
+
+
+def keep_files(out_dir: Path, destination: Path) -> Path:
+    """Copy a finished output folder to `destination` in one atomic step (refuses foreign files)."""
+    with staged_output_dir(destination, owned=tuple(p.name for p in Path(out_dir).iterdir())) as stage:
+        for item in Path(out_dir).iterdir():
+            shutil.copy2(item, stage / item.name)
+    return Path(destination)
+
+
+def finish_detection(scene, job: DetectionJob) -> DetectionOutputs:
+    """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up."""
+    try:
+        _raise_for(job.worker.result)
+        outputs = load_detection(scene, job.out_dir, job.inputs.volume)
+        if job.settings.output_dir:
+            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / job.inputs.volume.GetName())
+        return outputs
+    finally:
+        job.discard()
+
+
+def process(
+    scene,
+    inputs: Inputs,
+    settings: Settings = Settings(),
+    *,
+    on_message: Optional[Callable[[WorkerMessage], None]] = None,
+    python: Optional[str] = None,
+    timeout_s: Optional[float] = None,
+) -> DetectionOutputs:
+    """Detection, blocking: batch mode (`Slicer --no-main-window --python-script`) and tests."""
+    job = start_detection(scene, inputs, settings, python=python)
+    try:
+        job.worker.wait(on_message, timeout_s)
+    except BaseException:
+        job.cancel()
+        raise
+    return finish_detection(scene, job)
+
+
+# ---------------------------------------------------------------- adaptation
+
+
+def write_manifest(scene, studies: list[StudyNodes], folder: Path) -> Path:
+    """Export loaded studies and list them in a manifest (docs/ARCHITECTURE.md, data)."""
+    if not studies:
+        raise InputError(None, "choose at least one study to adapt to")
+    rows = []
+    for i, study in enumerate(studies):
+        files = _export_study(scene, study.volume, study.cord, study.levels, folder / f"study{i:03d}")
+        rows.append(
+            {
+                "id": study.volume.GetName(),
+                "image": files["image"].relative_to(folder).as_posix(),
+                "cord": files["cord"].relative_to(folder).as_posix(),
+                "levels": files["levels"].relative_to(folder).as_posix() if files["levels"] else "",
+                "levels_kind": files["levels_kind"] or "",
+            }
+        )
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    manifest = folder / "manifest.csv"
+    write_text(manifest, text.getvalue())
+    return manifest
+
+
+def start_adaptation(
+    scene,
+    studies: list[StudyNodes] | Path,
+    destination: Path,
+    settings: Settings,
+    *,
+    python: Optional[str] = None,
+) -> AdaptationJob:
+    """Start `u2ad adapt` on loaded studies (exported to a manifest) or on a manifest file."""
+    model = _model_arg(settings)
+    destination = Path(destination)
+    if destination.suffix != ".pt":
+        raise InputError(destination, "the adapted model must be saved as a .pt file")
+    workdir = _workdir()
+    try:
+        if isinstance(studies, Path):
+            if not studies.is_file():
+                raise InputError(studies, "manifest not found")
+            manifest = studies
+        else:
+            manifest = write_manifest(scene, studies, workdir / "studies")
+        job = AdaptationJob(None, workdir, destination)
+        argv = adapt_command(
+            python or worker_python(), manifest, job.staged_model, model=model, device=settings.device, epochs=settings.adapt_epochs
+        )
+        job.worker = WorkerProcess(argv)
+        return job
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def finish_adaptation(job: AdaptationJob) -> Path:
+    """Move the adapted model to where the user chose (atomically), then clean up."""
+    try:
+        _raise_for(job.worker.result)
+        if not job.staged_model.is_file():
+            raise WorkerFailed(f"{job.staged_model}: the adaptation finished without writing the model")
+        with atomic_path(job.destination) as tmp:
+            shutil.copyfile(job.staged_model, tmp)
+        return job.destination
+    finally:
+        job.discard()
+
+
+def adapt(
+    scene,
+    studies: list[StudyNodes] | Path,
+    destination: Path,
+    settings: Settings = Settings(),
+    *,
+    on_message: Optional[Callable[[WorkerMessage], None]] = None,
+    python: Optional[str] = None,
+    timeout_s: Optional[float] = None,
+) -> Path:
+    """Adaptation, blocking (batch mode)."""
+    job = start_adaptation(scene, studies, destination, settings, python=python)
+    try:
+        job.worker.wait(on_message, timeout_s)
+    except BaseException:
+        job.cancel()
+        raise
+    return finish_adaptation(job)

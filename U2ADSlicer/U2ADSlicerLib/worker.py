@@ -1,0 +1,317 @@
+"""The worker client: run `python -m u2adcore --progress jsonl ...` in its own process.
+
+Detection and adaptation never run in Slicer's GUI thread (a frozen GUI is what users of other
+AI extensions complain about most). The child prints one JSON object per line (docs/ARCHITECTURE.md,
+"Progress"); two reader threads collect stdout and stderr so the pipes never fill, and the caller
+either polls (`poll()`, from a QTimer in the GUI) or blocks (`wait()`, batch mode). Cancel
+terminates the process; the caller's private work folder then goes away with everything the child
+had written, so a cancelled run leaves no half-written outputs.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from . import core_dir
+from u2adcore.progress import ProgressEvent
+
+TERMINAL_EVENTS = ("done", "error", "cancelled")
+_PROGRESS_FIELDS = {f.name for f in dataclasses.fields(ProgressEvent)}
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the client treats its child process."""
+
+    # Seconds between terminate() and kill() when cancelling: enough for the child to die cleanly.
+    cancel_grace_s: float = 5.0
+    # Lines of the child's stderr kept to explain a crash that printed no JSON error.
+    stderr_tail_lines: int = 20
+
+
+@dataclass(frozen=True)
+class WorkerMessage:
+    """One parsed stdout line. `event`: progress | done | error | cancelled | log (not JSON)."""
+
+    event: str
+    progress: Optional[ProgressEvent] = None
+    outputs: dict = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """How a run ended. `status`: done | error | cancelled; `message` is readable in the panel."""
+
+    status: str
+    outputs: dict
+    message: str
+    returncode: Optional[int]
+
+
+def parse_line(line: str) -> Optional[WorkerMessage]:
+    """Parse one line of the jsonl protocol; None for blank lines.
+
+    Non-JSON lines (a library's warning printed to stdout) become `log` messages rather than
+    errors, so a chatty dependency cannot break a run. Progress fields this client does not know
+    are ignored: a newer U2ADCore may add fields without breaking an older panel.
+    """
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return WorkerMessage("log", message=text)
+    if not isinstance(data, dict) or "event" not in data:
+        return WorkerMessage("log", message=text)
+    event = data["event"]
+    if event == "progress":
+        known = {k: v for k, v in data.items() if k in _PROGRESS_FIELDS}
+        return WorkerMessage("progress", progress=ProgressEvent(**known))
+    if event == "done":
+        return WorkerMessage("done", outputs=dict(data.get("outputs") or {}), message=str(data.get("message", "")))
+    if event in ("error", "cancelled"):
+        return WorkerMessage(event, message=str(data.get("message", "")))
+    return WorkerMessage("log", message=text)
+
+
+def describe_progress(ev: ProgressEvent) -> str:
+    """One line for the panel's status label: task, stage, epoch, loss, ETA."""
+    parts = [" ".join(p for p in (ev.task, ev.stage) if p) or ev.kind]
+    if ev.epochs:
+        parts.append(f"epoch {ev.epoch + 1}/{ev.epochs}")
+    elif ev.steps:
+        parts.append(f"step {ev.step}/{ev.steps}")
+    if ev.loss is not None:
+        parts.append(f"loss {ev.loss:.5f}")
+    if ev.eta_s is not None:
+        minutes, seconds = divmod(int(ev.eta_s), 60)
+        parts.append(f"ETA {minutes}:{seconds:02d}")
+    if ev.message:
+        parts.append(ev.message)
+    return " · ".join(parts)
+
+
+def worker_python() -> str:
+    """The interpreter that runs the worker: Slicer's PythonSlicer inside the app, else ours."""
+    if "slicer" in sys.modules and hasattr(sys.modules["slicer"], "app"):
+        found = shutil.which("PythonSlicer")
+        if found:
+            return found
+    return sys.executable
+
+
+def worker_env() -> dict:
+    """The child's environment: the bundled U2ADCore first on PYTHONPATH, unbuffered output."""
+    env = dict(os.environ)
+    bundled = core_dir()
+    if bundled is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(bundled), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _base(python: str, subcommand: str) -> list[str]:
+    return [python, "-m", "u2adcore", "--progress", "jsonl", subcommand]
+
+
+def _common(model: Optional[Path], device: str) -> list[str]:
+    args = ["--device", device]
+    if model is not None:
+        args += ["--model", str(model)]
+    return args
+
+
+def detect_command(
+    python: str,
+    image: Path,
+    cord: Path,
+    out_dir: Path,
+    *,
+    levels: Optional[Path] = None,
+    levels_kind: Optional[str] = None,
+    model: Optional[Path] = None,
+    device: str = "auto",
+    mc_samples: Optional[int] = None,
+    n_slices: Optional[int] = None,
+) -> list[str]:
+    """argv of `u2ad detect` for one study (None settings keep the model's own defaults)."""
+    argv = _base(python, "detect") + [str(image), "--cord", str(cord), "--out", str(out_dir)]
+    if levels is not None:
+        argv += ["--levels", str(levels)]
+        if levels_kind:
+            argv += ["--levels-kind", levels_kind]
+    argv += _common(model, device)
+    if mc_samples is not None:
+        argv += ["--mc", str(mc_samples)]
+    if n_slices is not None:
+        argv += ["--slices", str(n_slices)]
+    return argv
+
+
+def adapt_command(
+    python: str,
+    manifest: Path,
+    out_model: Path,
+    *,
+    model: Optional[Path] = None,
+    device: str = "auto",
+    epochs: Optional[int] = None,
+) -> list[str]:
+    """argv of `u2ad adapt` on the studies of a manifest."""
+    argv = _base(python, "adapt") + ["--manifest", str(manifest), "--out", str(out_model)]
+    argv += _common(model, device)
+    if epochs is not None:
+        argv += ["--epochs", str(epochs)]
+    return argv
+
+
+_EOF = object()
+
+
+class WorkerProcess:
+    """One running worker. Not thread-safe: call it from one thread (the GUI's or the script's)."""
+
+    def __init__(self, argv: Sequence[str], *, env: Optional[dict] = None, settings: WorkerSettings = WorkerSettings()):
+        self.argv = list(argv)
+        self.settings = settings
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr: collections.deque = collections.deque(maxlen=settings.stderr_tail_lines)
+        self._terminal: Optional[WorkerMessage] = None
+        self._cancel_requested = False
+        self._stdout_closed = False
+        self.result: Optional[WorkerResult] = None
+        self.last_progress: Optional[ProgressEvent] = None
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=worker_env() if env is None else env,
+        )
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self._proc.stdout, self._lines.put, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self._proc.stderr, self._stderr.append, False), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _pump(stream, sink: Callable, mark_eof: bool) -> None:
+        for line in stream:
+            sink(line)
+        stream.close()
+        if mark_eof:
+            sink(_EOF)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def poll(self) -> list[WorkerMessage]:
+        """Everything the child printed since the last call, without blocking."""
+        messages = []
+        while True:
+            try:
+                item = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            messages.extend(self._take(item))
+        if self._stdout_closed and self.result is None and self._proc.poll() is not None:
+            self._finish()
+        return messages
+
+    def wait(self, on_message: Optional[Callable[[WorkerMessage], None]] = None, timeout_s: Optional[float] = None) -> WorkerResult:
+        """Block until the child ends (batch mode), passing each message to `on_message`.
+
+        On timeout the child is cancelled, so a stuck run cannot hang a script forever.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.result is None:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if remaining == 0.0:
+                self.cancel()
+                break
+            try:
+                item = self._lines.get(timeout=0.1 if remaining is None else min(0.1, remaining))
+            except queue.Empty:
+                self.poll()
+                continue
+            for msg in self._take(item):
+                if on_message is not None:
+                    on_message(msg)
+            self.poll()
+        return self.result
+
+    def cancel(self) -> WorkerResult:
+        """Terminate the child (kill it after the grace period) and record the run as cancelled."""
+        if self.result is not None:
+            return self.result
+        self._cancel_requested = True
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=self.settings.cancel_grace_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for t in self._threads:
+            t.join(timeout=self.settings.cancel_grace_s)
+        self._finish()
+        return self.result
+
+    def _take(self, item) -> list[WorkerMessage]:
+        if item is _EOF:
+            self._stdout_closed = True
+            return []
+        msg = parse_line(item)
+        if msg is None:
+            return []
+        if msg.event == "progress":
+            self.last_progress = msg.progress
+        elif msg.event in TERMINAL_EVENTS and self._terminal is None:
+            self._terminal = msg
+        return [msg]
+
+    def _finish(self) -> None:
+        returncode = self._proc.wait()
+        for t in self._threads:
+            t.join(timeout=self.settings.cancel_grace_s)
+        while True:  # lines that arrived between the last poll and the child's exit
+            try:
+                self._take(self._lines.get_nowait())
+            except queue.Empty:
+                break
+        term = self._terminal
+        if self._cancel_requested:
+            self.result = WorkerResult("cancelled", {}, "cancelled by the user", returncode)
+        elif term is not None and term.event == "done" and returncode == 0:
+            self.result = WorkerResult("done", term.outputs, term.message, returncode)
+        elif term is not None and term.event in ("error", "cancelled"):
+            self.result = WorkerResult(term.event, {}, term.message, returncode)
+        else:
+            tail = "".join(self._stderr).strip().splitlines()
+            detail = tail[-1] if tail else "no message"
+            self.result = WorkerResult(
+                "error", {}, f"the U2AD worker stopped unexpectedly (exit code {returncode}): {detail}", returncode
+            )
