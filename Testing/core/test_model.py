@@ -75,7 +75,7 @@ def test_sobel_magnitude_values():
     step = torch.zeros(1, 1, 16, 16)
     step[..., 8:] = 1.0
     assert sobel_magnitude(step).max() == 1.0  # clipped (raw magnitude is 4)
-    assert sobel_magnitude(torch.full((1, 1, 16, 16), 0.7)).abs().max() == 0
+    assert sobel_magnitude(torch.full((1, 1, 16, 16), 0.7)).abs().max() < 1e-6
 
 
 def test_presets_sizes_and_mismatch_detection():
@@ -123,8 +123,9 @@ def test_masked_pixels_are_hidden_from_the_model():
     with torch.no_grad():
         a, b = model(x, rp, mask), model(x2, rp, mask)
     assert not torch.equal(x, x2)
-    assert torch.allclose(a.image, torch.where(hidden, b.image, b.image), atol=1e-6)
-    assert torch.allclose(a.image[hidden], b.image[hidden], atol=1e-6)
+    # Nothing of the hidden pixels reaches any output: not the reconstruction, not the edges.
+    assert torch.allclose(a.image, b.image, atol=1e-6)
+    assert torch.allclose(a.edge, b.edge, atol=1e-6)
 
 
 def test_context_band_passes_far_patches_through():
@@ -135,7 +136,7 @@ def test_context_band_passes_far_patches_through():
     far = ~patch_to_pixels(tokens, 8)
     with torch.no_grad():
         out = model(x, rp, random_mask(rp, 0.75, torch.Generator().manual_seed(3)))
-    assert int(tokens[1].sum()) == 0 and int(tokens[0].sum()) == 4 * 3  # 2 ROI rows x 2 cols, band 1 -> 4 x 3... 
+    assert int(tokens[1].sum()) == 0 and int(tokens[0].sum()) == 4 * 4  # 2 x 2 ROI patches grown by 1 patch
     assert torch.equal(out.image[far], x[far])
     assert torch.equal(out.edge[far], sobel_magnitude(x)[far])
 

@@ -130,14 +130,17 @@ def test_seed_reproduces_and_another_seed_differs(healthy):
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(again.cord), sitk.GetArrayViewFromImage(healthy.cord))
     other = make_phantom(99)
     assert not np.array_equal(sitk.GetArrayViewFromImage(other.cord), sitk.GetArrayViewFromImage(healthy.cord))
+    coarse = make_phantom(11, cfg=PhantomConfig(n_slices=5, pixel_mm=1.2))  # same spine at another resolution
+    for name, point in healthy.body_centres.items():
+        np.testing.assert_allclose(coarse.body_centres[name], point, atol=0.5)
 
 
 def test_bad_settings_are_refused():
     with pytest.raises(InputError, match="'XYZ' is not an orientation"):
         make_phantom(0, cfg=PhantomConfig(orientation="XYZ"))
-    with pytest.raises(InputError, match="too short to hold C1-C2"):
+    with pytest.raises(InputError, match="fov_si_mm: 120 mm is too short to hold C1-C2"):
         make_phantom(0, cfg=PhantomConfig(fov_si_mm=120.0))
-    with pytest.raises(InputError, match="n_lesions must be >= 0"):
+    with pytest.raises(InputError, match="n_lesions: must be >= 0"):
         make_phantom(0, n_lesions=-1)
 
 
@@ -166,7 +169,7 @@ def test_phantom_set_manifest_loads_with_levels(tmp_path):
     study = entries[[e.label for e in entries].index(1)].load()
     assert study.levels is not None and study.levels.segment_points("C2-C3") is not None
     assert study.lesion is not None and sitk.GetArrayViewFromImage(study.lesion).any()
-    with pytest.raises(InputError, match="lesion fraction must lie in"):
+    with pytest.raises(InputError, match=r"lesion_fraction: must lie in \[0, 1\], got 1.5"):
         write_phantom_set(tmp_path / "bad", 2, seed=0, lesion_fraction=1.5)
 
 

@@ -18,6 +18,8 @@ from u2adcore.volume.slices import mid_sagittal_index, select_slices
 LAS = ("sct_testing_data/template/template/PAM50_small_t2.nii.gz", "sct_testing_data/template/template/PAM50_small_cord.nii.gz")
 RAS = ("sct_testing_data/t1/t1w.nii.gz", "sct_testing_data/t1/t1w_seg-manual.nii.gz")
 PSR_SMALL = ("sct_testing_data/t2/t2.nii.gz", "sct_testing_data/t2/t2_seg-manual.nii.gz")
+# Synthetic arrays below are written in the canonical layout (left-right, S-I, A-P).
+PIL_DIRECTION = (0, 0, 1, 1, 0, 0, 0, -1, 0)
 
 
 def cord_with_areas(areas: list[int]) -> np.ndarray:
@@ -119,9 +121,19 @@ def test_off_slice_pixels_and_constant_slices_are_zero():
     image = np.full((3, 40, 30), 5.0, np.float32)
     cord = np.zeros(image.shape, np.uint8)
     cord[1, 5:35, 14:17] = 1
-    (s,) = prepare_slices(study_from_arrays(image, cord), PreprocessConfig(size=64))
+    (s,) = prepare_slices(study_from_arrays(image, cord, direction=PIL_DIRECTION), PreprocessConfig(size=64))
     assert np.isfinite(s.image).all() and s.image.max() == 0.0
     assert s.transform.to_original_units(s.image[20, 20]) == pytest.approx(5.0)
+
+
+def test_cord_longer_than_the_field_is_cut_with_a_warning(caplog):
+    image = np.ones((3, 300, 20), np.float32)
+    cord = np.zeros(image.shape, np.uint8)
+    cord[1, 10:290, 9:12] = 1
+    with caplog.at_level(logging.WARNING):
+        (s,) = prepare_slices(study_from_arrays(image, cord, direction=PIL_DIRECTION, study_id="long"), PreprocessConfig())
+    assert "long: the cord spans 279 mm S-I, more than the 256 mm field" in caplog.text
+    assert s.roi.sum() == 256 * 3  # every grid row holds cord
 
 
 def test_lesion_mask_follows_the_image():
@@ -131,7 +143,7 @@ def test_lesion_mask_follows_the_image():
     cord[1:4, 5:55, 18:23] = 1
     lesion = np.zeros_like(cord)
     lesion[2, 30:34, 19:22] = 1
-    study = study_from_arrays(image, cord, spacing=(0.5, 0.5, 2.0), lesion=lesion)
+    study = study_from_arrays(image, cord, spacing=(0.5, 0.5, 2.0), direction=PIL_DIRECTION, lesion=lesion)
     (s,) = prepare_slices(study, PreprocessConfig(size=64))
     # 0.5 mm source, 1 mm grid: the 4 x 3 voxel lesion becomes 2 x 2 (or 2 x 1) grid pixels inside the ROI.
     assert 2 <= s.lesion.sum() <= 4 and not (s.lesion & ~s.roi).any()
@@ -211,7 +223,7 @@ def test_maps_to_volume_geometry_and_zero_outside(errsm):
 def test_maps_to_volume_refuses_mismatched_inputs():
     image, cord = np.ones((3, 20, 10), np.float32), np.zeros((3, 20, 10), np.uint8)
     cord[1, 2:18, 4:6] = 1
-    study = study_from_arrays(image, cord)
+    study = study_from_arrays(image, cord, direction=PIL_DIRECTION)
     slices = prepare_slices(study, PreprocessConfig(size=32))
     with pytest.raises(ValueError, match="1 maps for 0 slices"):
         maps_to_volume([slices[0].image], [], study.image)

@@ -34,8 +34,9 @@ def check_lesions(before, result, cfg=PseudoAnomalyConfig()):
     pixel_area = spacing[0] * spacing[1]
     for les in result.lesions:
         i = les.slice_index
-        band = csf_band(cord[i], (spacing[1], spacing[0]), cfg.csf_ring_mm)
-        cord_mean, csf_mean = img0[i][cord[i]].mean(), img0[i][band].mean()
+        band = img0[i][csf_band(cord[i], (spacing[1], spacing[0]), cfg.csf_ring_mm)]
+        cord_mean = img0[i][cord[i]].mean()
+        csf_mean = band[band > cord_mean].mean()  # CSF: the band's pixels brighter than the cord
         assert cord_mean <= les.mean <= csf_mean  # a T2 hyperintensity: brighter than cord, darker than CSF
         assert 1.0 <= les.length_mm / les.width_mm <= 4.0
         ellipse_area = np.pi / 4 * les.width_mm * les.length_mm
@@ -69,6 +70,9 @@ def test_segment_labels_follow_lesion_centroids_between_body_centres(phantom_stu
         upper, lower = (bodies[name][2] for name in seg.split("-"))
         hit = any(lower <= les.centroid[2] <= upper for les in result.lesions)
         assert result.segment_labels[seg] == int(hit)
+    for les in result.lesions:  # centred between the C2 and T1 bodies, so always in a scored segment
+        assert bodies["T1"][2] - 2.0 <= les.centroid[2] <= bodies["C2"][2] + 2.0
+    assert sum(result.segment_labels.values()) >= 1
     no_levels = dataclasses.replace(phantom_study, levels=None)
     assert insert_pseudo_lesions(no_levels, np.random.default_rng(3)).segment_labels == {}
 
@@ -95,7 +99,7 @@ def test_same_generator_state_gives_the_same_lesions(phantom_study):
 def test_an_image_without_csf_contrast_is_refused(phantom_study):
     flat = sitk.Image(phantom_study.image.GetSize(), sitk.sitkFloat32) + 100.0
     flat.CopyInformation(phantom_study.image)
-    with pytest.raises(InputError, match="is not brighter than the cord"):
+    with pytest.raises(InputError, match="no pixel of the band 1-3 mm around the cord is brighter than the cord"):
         insert_pseudo_lesions(dataclasses.replace(phantom_study, image=flat), np.random.default_rng(0))
 
 

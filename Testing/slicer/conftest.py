@@ -29,11 +29,37 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
-def scene():
+def _scene():
     if IN_APP:
         slicer.mrmlScene.Clear(0)
         yield slicer.mrmlScene
         slicer.mrmlScene.Clear(0)
     else:
         yield slicer.vtkMRMLScene()
+
+
+@pytest.fixture
+def scene():
+    yield from _scene()
+
+
+@pytest.fixture(scope="module")
+def module_scene():
+    """One scene for a module whose tests all inspect the result of one expensive run."""
+    yield from _scene()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained checkpoint of the "tiny" preset: real weights through the real loader, fast."""
+    torch = pytest.importorskip("torch")
+    from u2adcore.config import U2ADConfig
+    from u2adcore.model.edgemae import EdgeMAE
+    from u2adcore.model.presets import model_config
+    from u2adcore.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = model_config("tiny")
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, EdgeMAE(cfg), U2ADConfig(model=cfg), training_data={"note": "untrained, tests only"})
+    return path

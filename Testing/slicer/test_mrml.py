@@ -102,6 +102,7 @@ def test_table_chart_and_summary(study, tmp_path):
     assert verdicts[-1].startswith("not scored")
     assert {v for v in verdicts[:5]} <= {"normal", "T2 hyperintensity"}
     assert "T2 hyperintensity" in verdicts[:5] and "normal" in verdicts[:5]
+    assert [table.GetCellText(r, 6) for r in range(6)] == ["landmarks", "landmarks", "prior-filled", "landmarks", "landmarks", ""]
 
     names = [out.chart.GetNthPlotSeriesNode(i).GetName() for i in range(out.chart.GetNumberOfPlotSeriesNodes())]
     assert names[0] == "AnoCurve"

@@ -65,6 +65,7 @@ def write_outputs(folder: Path, *, with_candidates: bool = True, thresholds=(0.3
                 "start_mm": float(borders[i]) if known else None,
                 "end_mm": float(borders[i + 1]) if known else None,
                 "positive": (score > thresholds[1]) if known and thresholds else None,
+                "inferred": name == "C4-C5",
             }
         )
     cfg = U2ADConfig(scoring=ScoringConfig(display_max=0.4))
@@ -79,7 +80,7 @@ def write_outputs(folder: Path, *, with_candidates: bool = True, thresholds=(0.3
     (folder / "result.json").write_text(json.dumps(result))
     with (folder / "curve.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["position_mm", "value", "segment"])
+        w.writerow(["position_mm", "anocurve", "segment"])
         for p, v in zip(positions, values):
             w.writerow([p, v, ""])
     return {"amap": amap, "candidates": candidates, "result": result, "display_max": 0.4}

@@ -78,6 +78,9 @@ class AdaptConfig:
     """Uncertainty-guided adaptation (METHOD.md §5, Algorithm 2)."""
 
     strategy: Literal["random", "eu", "eu+au"] = "eu+au"
+    # "paper" runs epochs/stage2_start/refresh_every/mc_samples/lr_step_epochs below; "cpu"
+    # replaces them with the cpu_* values; "auto" is "cpu" on a CPU device, "paper" on a GPU.
+    schedule: Literal["auto", "cpu", "paper"] = "auto"
     epochs: int = 200
     stage2_start: int = 150
     refresh_every: int = 10
@@ -89,6 +92,8 @@ class AdaptConfig:
     au_min_size: int = 2
     au_component_score: Literal["sum", "mean_sum"] = "sum"
     batch_size: int = 8
+    # A restart at a tenth of pretraining's rate, halved every 50 epochs: stage 2 still learns at
+    # 1/8 of it. The research code (lr 3e-3, x0.1 every 50) leaves stage 2 at 1e-3 of its start.
     lr: float = 3e-4
     lr_step_epochs: int = 50
     lr_gamma: float = 0.5
@@ -97,6 +102,13 @@ class AdaptConfig:
     amp: bool = True
     checkpoint_every: int = 1
     n_slices: int = 3
+    # The CPU schedule: the paper's shape (stage 2 over the last quarter, refreshes in both
+    # stages, the LR halved three times) at a cost a 2-core CPU can afford (docs/UNCERTAINTY.md).
+    cpu_epochs: int = 20
+    cpu_stage2_start: int = 15
+    cpu_refresh_every: int = 5
+    cpu_mc_samples: int = 4
+    cpu_lr_step_epochs: int = 5
 
 
 @dataclass
@@ -186,13 +198,16 @@ class PhantomConfig:
     fov_ap_mm: float = 160.0
     # Voxel-axis directions as SimpleITK/nibabel letters; "PSR" is how the real errsm files come.
     orientation: str = "PSR"
-    csf_cord_ratio: tuple[float, float] = (1.9, 2.7)
-    cord_ap_mm: tuple[float, float] = (6.5, 8.5)
+    # Tissue signal ratio; partial volume brings the measured one (1-3 mm band) to about 2.1-2.9.
+    csf_cord_ratio: tuple[float, float] = (2.2, 3.3)
+    cord_ap_mm: tuple[float, float] = (5.8, 7.6)
     cord_lr_mm: tuple[float, float] = (10.0, 13.0)
-    cord_mean: tuple[float, float] = (200.0, 350.0)  # scanner units, like the int16 real files
-    snr: tuple[float, float] = (12.0, 25.0)  # cord mean / Rician noise sigma
+    cord_mean: tuple[float, float] = (240.0, 400.0)  # scanner units, like the int16 real files
+    snr: tuple[float, float] = (12.0, 26.0)  # cord mean / Rician noise sigma
+    # The errsm scanner stores ~0 in air (background masking); False keeps the Rician noise floor.
+    zero_air: bool = True
     bias_strength: float = 1.0  # scales the random smooth bias field; 0 switches it off
-    lesion_contrast: tuple[float, float] = (0.35, 0.75)  # 0 = cord signal, 1 = CSF signal
+    lesion_contrast: tuple[float, float] = (0.3, 0.65)  # 0 = cord signal, 1 = CSF signal
     lesion_length_mm: tuple[float, float] = (5.0, 25.0)
     lesion_lr_mm: tuple[float, float] = (3.0, 7.0)
     lesions_per_study: tuple[int, int] = (1, 3)  # for studies drawn as positive in a set
@@ -206,6 +221,10 @@ class PseudoAnomalyConfig:
     length_factor: tuple[float, float] = (1.0, 4.0)  # x the lesion width
     csf_ring_mm: tuple[float, float] = (1.0, 3.0)  # CSF statistics: this band around the cord
     n_neighbours: int = 0  # slices either side of the mid-sagittal one that also get lesions
+    # Correlation length of the lesion's Gaussian signal; 0 gives i.i.d. pixels (salt-and-pepper).
+    texture_mm: float = 1.5
+    # With levels, centre lesions between the C2 and T1 body centres so each lands in a scored segment.
+    within_levels: bool = True
 
 
 @dataclass

@@ -8,30 +8,31 @@ Slicer module, a batch script) to mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import io
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
 from .config import Thresholds, U2ADConfig, to_dict
-from .errors import InputError
+from .errors import InputError, OutputExistsError
 from .io.atomic import staged_output_dir
 from .methods.base import Method, MethodMaps
 from .progress import CancelToken, ProgressCallback, ProgressEvent, emit
-from .scoring.segments import ScoredSlice, score_slice, segment_of_samples, top_segment
+from .scoring.segments import ScoredSlice, SegmentScore, score_slice, segment_of_samples, top_segment
 from .volume.preprocess import PreparedSlice, maps_to_volume, prepare_slices
 
 MIN_ROI_PATCHES = 3  # fewer cannot be masked at r = 0.75 while leaving visible cord context
 
-# File names, in the order they are written; result.json last so its presence means "complete".
+# Our file names. staged_output_dir moves them into place in sorted order, so result.json (last
+# among them) appears last: its presence means the folder is complete.
 NIFTI_OUTPUTS = ("anomaly_map", "error_map", "eu_map", "reconstruction", "candidates")
 CURVE_CSV, RESULT_JSON, REPORT_PNG = "curve.csv", "result.json", "report.png"
 OUTPUT_FILES = tuple(f"{n}.nii.gz" for n in NIFTI_OUTPUTS) + (CURVE_CSV, REPORT_PNG, RESULT_JSON)
@@ -65,8 +66,12 @@ class DetectionResult:
         return self.scored.patient_positive
 
     @property
-    def segments(self):
+    def segments(self) -> list[SegmentScore]:
         return self.scored.segments
+
+    def is_inferred(self, segment: SegmentScore) -> bool:
+        """Whether a border of this known segment comes from the anatomical prior, not a mark."""
+        return segment.known and any(body in self.inferred_levels for body in segment.name.split("-"))
 
 
 def detection_config(cfg: U2ADConfig, method: Method) -> U2ADConfig:
@@ -203,6 +208,19 @@ def _volumes(reference: sitk.Image, slices: list[PreparedSlice], maps: list[Meth
 # -- writing -------------------------------------------------------------------------------------
 
 
+def check_output_folder(out_dir: Union[str, Path], allowed: Iterable[str], overwrite: bool) -> None:
+    """Refuse, before any work is done, a folder holding names other than `allowed` (the same rule
+    `write_detection` applies when it finally writes), so a user does not wait for a run that
+    cannot be saved."""
+    out_dir = Path(out_dir)
+    if overwrite or not out_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in set(allowed))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
+        raise OutputExistsError(f"{out_dir}: folder already holds files ({shown}); choose another folder or pass --overwrite")
+
+
 def curve_csv(result: DetectionResult) -> str:
     """position_mm (along the cord from the top of the analysed cord), value, segment ('' outside)."""
     curve = result.scored.curve
@@ -222,7 +240,7 @@ def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
     segments = []
     for seg in result.segments:
         entry = seg.to_json(with_verdict=seg_verdict)
-        entry["inferred"] = seg.known and any(b in result.inferred_levels for b in seg.name.split("-"))
+        entry["inferred"] = result.is_inferred(seg)
         segments.append(entry)
     top = top_segment(result.segments)
     out = {
@@ -262,7 +280,8 @@ def write_detection(
     """Write every output of `result` into `out_dir` at once (see module docstring).
 
     A folder holding only our own output names is updated in place; one holding anything else is
-    refused (OutputExistsError) unless `overwrite`. Returns output name -> final path.
+    refused (OutputExistsError) unless `overwrite`. Records the write time in `result.timings`.
+    Returns output name -> final path.
     """
     from .scoring.report import write_report
 

@@ -2,8 +2,8 @@
 
 Everything here takes the MRML scene as an argument, so it runs inside Slicer, in
 `Slicer --no-main-window` batch mode and in CI with slicer-core alone. The U2ADCore library
-ships inside the extension; `core_dir()` finds it and puts it on `sys.path` so `u2adcore`
-imports the same way in every case.
+ships inside the extension; `core_dir()` finds it and importing this package (which any
+submodule import does first) puts it on `sys.path`, so `u2adcore` imports the same way everywhere.
 """
 from __future__ import annotations
 

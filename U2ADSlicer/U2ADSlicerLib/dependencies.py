@@ -49,15 +49,14 @@ class Environment:
     def ready(self) -> bool:
         return self.torch_version is not None and not self.missing
 
-    def device_choices(self) -> list[tuple[str, str, bool]]:
-        """(value for --device, label shown, enabled) for the device selector: Auto, CPU, GPU."""
-        gpu = self.gpus[0] if self.gpus else None
-        auto = f"Auto (GPU: {gpu})" if gpu else "Auto (CPU: no GPU found)"
-        return [
-            ("auto", auto, True),
-            ("cpu", "CPU", True),
-            ("cuda", f"GPU: {gpu}" if gpu else "GPU (none found)", gpu is not None),
-        ]
+    def device_choices(self) -> list[tuple[str, str]]:
+        """(value for --device, label) for the device selector: Auto and CPU, GPU only when found.
+
+        The Auto label says what Auto will use, so the user sees whether a GPU was found.
+        """
+        if not self.gpus:
+            return [("auto", "Auto (CPU: no GPU found)"), ("cpu", "CPU")]
+        return [("auto", f"Auto (GPU: {self.gpus[0]})"), ("cpu", "CPU"), ("cuda", f"GPU: {self.gpus[0]}")]
 
     def summary(self) -> str:
         if self.torch_version is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Optional
 
-from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
 from u2adcore.config import VERTEBRAE
 from u2adcore.io.images import read_image
 from u2adcore.levels.levels import Levels, read_levels
@@ -33,6 +33,12 @@ def complete_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") 
         cord_path = mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id)
         points_path = mrml.write_node(markups, folder / "levels.mrk.json")
         levels = read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
+    fill_markups(markups, levels)
+    return levels
+
+
+def fill_markups(markups, levels: Levels) -> None:
+    """Write every known body centre into the list, superior first, saying which were filled in."""
     names = [v for v in VERTEBRAE if v in levels.bodies]
     mrml.set_markups_points(
         markups,
@@ -40,4 +46,13 @@ def complete_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") 
         [levels.bodies[n] for n in names],
         [FILLED if n in levels.inferred else PLACED for n in names],
     )
-    return levels
+
+
+def load_levels_file(scene, path: Path, kind: Optional[str], image_path: Path, cord_path: Path, name: str = "levels"):
+    """A levels file (a .mrk.json point list, or a disc/body label image such as SCT's) as a
+    markups list of body centres, completed from the prior like the one-click helper."""
+    levels = read_levels(path, kind, read_image(image_path), read_image(cord_path, what="cord mask"))
+    markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+    markups.CreateDefaultDisplayNodes()
+    fill_markups(markups, levels)
+    return markups

@@ -15,9 +15,8 @@ import numpy as np
 import slicer
 import vtk
 
-from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
 from u2adcore.errors import InputError
-from u2adcore.io.atomic import atomic_path
+from u2adcore.io.atomic import staged_output_dir
 
 from .results import DetectionSummary
 
@@ -80,16 +79,17 @@ def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool
 
 
 def write_node(node, path: Path) -> Path:
-    """Write a data node to `path` atomically through its storage class (format from the suffix).
+    """Write a data node to `path` through a standalone storage node (format from the suffix).
 
-    The node keeps no reference to the temporary name: its storage node points at `path`.
+    Written in a staging folder and moved into place, so companion files (a table's
+    `.schema.tsv`) arrive with it and an interrupted write leaves nothing behind.
     """
     path = Path(path)
     storage = _storage_for(node)
-    with atomic_path(path) as tmp:
-        storage.SetFileName(str(tmp))
-        if storage.IsA("vtkMRMLVolumeArchetypeStorageNode"):
-            storage.SetUseCompression(True)
+    if storage.IsA("vtkMRMLVolumeArchetypeStorageNode"):
+        storage.SetUseCompression(True)
+    with staged_output_dir(path.parent, overwrite=True) as stage:
+        storage.SetFileName(str(stage / path.name))
         if not storage.WriteData(node):
             raise InputError(path, f"Slicer could not write {node.GetName()}")
     return path
@@ -281,6 +281,7 @@ def scores_table(scene, summary: DetectionSummary, name: str):
     _column(table, vtk.vtkStringArray, "Verdict", [s.verdict for s in rows])
     _column(table, vtk.vtkDoubleArray, "From (mm)", [nan if s.start_mm is None else s.start_mm for s in rows])
     _column(table, vtk.vtkDoubleArray, "To (mm)", [nan if s.end_mm is None else s.end_mm for s in rows])
+    _column(table, vtk.vtkStringArray, "Levels", ["" if s.score is None else "prior-filled" if s.inferred else "landmarks" for s in rows])
     node.SetUseColumnTitleAsColumnHeader(True)
     node.SetAttribute("U2AD.PatientScore", f"{summary.patient_score:.6g}")
     node.SetAttribute("U2AD.PatientVerdict", summary.patient_verdict)
@@ -339,3 +340,4 @@ def show_chart(scene, chart) -> bool:
     for view in plot_views:
         view.SetPlotChartNodeID(chart.GetID())
     return bool(plot_views)
+

@@ -10,7 +10,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
 from u2adcore.config import AdaptConfig, InferenceConfig, PreprocessConfig
 
 MODULE_NAME = "U2ADSlicer"

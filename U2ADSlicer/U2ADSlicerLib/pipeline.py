@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
 from u2adcore.config import ScoringConfig
 from u2adcore.errors import Cancelled, InputError, U2ADError
 from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text

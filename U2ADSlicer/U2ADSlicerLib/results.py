@@ -15,7 +15,6 @@ from typing import Optional
 
 import numpy as np
 
-from . import ensure_core_importable  # noqa: F401  (u2adcore on sys.path)
 from u2adcore.config import SEGMENTS
 from u2adcore.errors import InputError
 
@@ -24,6 +23,7 @@ CURVE_FILE = "curve.csv"
 ANOMALY_FILE = "anomaly_map.nii.gz"
 CANDIDATES_FILE = "candidates.nii.gz"
 REQUIRED_FILES = (RESULT_FILE, CURVE_FILE, ANOMALY_FILE, CANDIDATES_FILE)
+CURVE_POSITION, CURVE_VALUE = "position_mm", "anocurve"  # curve.csv columns (u2adcore.detect.curve_csv)
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,19 @@ class SegmentRow:
     """One intervertebral segment: its score (None when its levels are unknown) and verdict."""
 
     name: str
-    score: Optional[float]
+    known: bool  # both border bodies are known (marked or filled from the prior)
+    score: Optional[float]  # None when unknown, or when no cord lies in the span
     start_mm: Optional[float]  # along the AnoCurve, from the top of the cord
     end_mm: Optional[float]
     positive: Optional[bool]  # None: no calibrated threshold, or not scored
+    inferred: bool  # an end body was filled in from the prior, not marked
 
     @property
     def verdict(self) -> str:
-        if self.score is None:
+        if not self.known:
             return "not scored (levels unknown)"
+        if self.score is None:
+            return "not scored (no cord in this span)"
         if self.positive is None:
             return "no threshold"
         return "T2 hyperintensity" if self.positive else "normal"
@@ -103,16 +107,18 @@ def read_result(path: Path) -> dict:
 
 
 def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(position_mm, value) columns of curve.csv, in file order."""
+    """(position_mm, anocurve) columns of curve.csv, in file order."""
     if not path.is_file():
         raise InputError(path, "the detection wrote no curve.csv")
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and not {"position_mm", "value"} <= set(rows[0]):
-        raise InputError(path, f"expected columns position_mm and value, found {sorted(rows[0])}")
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    if not {CURVE_POSITION, CURVE_VALUE} <= set(columns):
+        raise InputError(path, f"expected columns {CURVE_POSITION} and {CURVE_VALUE}, found {columns}")
     try:
-        mm = np.array([float(r["position_mm"]) for r in rows])
-        values = np.array([float(r["value"]) for r in rows])
+        mm = np.array([float(r[CURVE_POSITION]) for r in rows])
+        values = np.array([float(r[CURVE_VALUE]) for r in rows])
     except ValueError as exc:
         raise InputError(path, f"non-numeric curve value ({exc})") from None
     return mm, values
@@ -134,10 +140,12 @@ def read_summary(out_dir: Path) -> DetectionSummary:
         segments.append(
             SegmentRow(
                 name=name,
+                known=bool(s.get("known", False)),
                 score=_opt_float(s.get("score"), result_path, f"score of {name}"),
                 start_mm=_opt_float(s.get("start_mm"), result_path, f"start_mm of {name}"),
                 end_mm=_opt_float(s.get("end_mm"), result_path, f"end_mm of {name}"),
                 positive=_opt_bool(s.get("positive"), result_path, f"verdict of {name}"),
+                inferred=bool(s.get("inferred", False)),
             )
         )
     thresholds = data.get("thresholds") or {}

@@ -157,7 +157,7 @@ def detect_command(
     if mc_samples is not None:
         argv += ["--mc", str(mc_samples)]
     if n_slices is not None:
-        argv += ["--slices", str(n_slices)]
+        argv += ["--n-slices", str(n_slices)]
     return argv
 
 
@@ -190,7 +190,7 @@ class WorkerProcess:
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=settings.stderr_tail_lines)
         self._terminal: Optional[WorkerMessage] = None
-        self._cancel_requested = False
+        self._cancel_reason: Optional[str] = None
         self._stdout_closed = False
         self.result: Optional[WorkerResult] = None
         self.last_progress: Optional[ProgressEvent] = None
@@ -244,30 +244,27 @@ class WorkerProcess:
     def wait(self, on_message: Optional[Callable[[WorkerMessage], None]] = None, timeout_s: Optional[float] = None) -> WorkerResult:
         """Block until the child ends (batch mode), passing each message to `on_message`.
 
-        On timeout the child is cancelled, so a stuck run cannot hang a script forever.
+        Past `timeout_s` the child is stopped, so a stuck run cannot hang a script forever.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while self.result is None:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if remaining == 0.0:
-                self.cancel()
-                break
+            if deadline is not None and time.monotonic() >= deadline:
+                return self.cancel(f"stopped: no result within the time limit of {timeout_s:g} s")
             try:
-                item = self._lines.get(timeout=0.1 if remaining is None else min(0.1, remaining))
+                item = self._lines.get(timeout=0.1)
             except queue.Empty:
-                self.poll()
-                continue
-            for msg in self._take(item):
-                if on_message is not None:
+                item = None
+            messages = (self._take(item) if item is not None else []) + self.poll()
+            if on_message is not None:
+                for msg in messages:
                     on_message(msg)
-            self.poll()
         return self.result
 
-    def cancel(self) -> WorkerResult:
+    def cancel(self, reason: str = "cancelled by the user") -> WorkerResult:
         """Terminate the child (kill it after the grace period) and record the run as cancelled."""
         if self.result is not None:
             return self.result
-        self._cancel_requested = True
+        self._cancel_reason = reason
         if self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -303,8 +300,8 @@ class WorkerProcess:
             except queue.Empty:
                 break
         term = self._terminal
-        if self._cancel_requested:
-            self.result = WorkerResult("cancelled", {}, "cancelled by the user", returncode)
+        if self._cancel_reason is not None:
+            self.result = WorkerResult("cancelled", {}, self._cancel_reason, returncode)
         elif term is not None and term.event == "done" and returncode == 0:
             self.result = WorkerResult("done", term.outputs, term.message, returncode)
         elif term is not None and term.event in ("error", "cancelled"):

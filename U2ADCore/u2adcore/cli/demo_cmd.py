@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import InferenceConfig
+from ..config import InferenceConfig, PhantomConfig
 
 STUDY_DIR, DETECTION_DIR = "study", "detection"
 STEM = "demo"
-DEMO_SEED = 7  # a phantom whose lesion sits mid-cord and clearly inside one segment
+DEMO_SEED = 10
+# The demo's lesion is a clear one (upper half of the generator's contrast range, 10-15 mm long):
+# the first run should show what a finding looks like, not a borderline case.
+DEMO_PHANTOM = PhantomConfig(lesion_contrast=(0.55, 0.75), lesion_length_mm=(10.0, 15.0))
 
 
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
@@ -37,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import U2ADConfig
     from ..data.phantom import make_phantom, write_phantom
-    from ..detect import detect_study, detection_config, write_detection
-    from ..errors import OutputExistsError
+    from ..detect import check_output_folder, detect_study, detection_config, write_detection
     from ..io.atomic import staged_output_dir
     from ..io.study import load_study
     from ..methods.registry import get_method
@@ -46,16 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from .main import progress_callback
 
     out = Path(args.out)
-    if out.is_dir() and not args.overwrite:
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in (STUDY_DIR, DETECTION_DIR))
-        if foreign:
-            raise OutputExistsError(f"{out}: folder already holds files ({', '.join(foreign[:5])}); choose another folder or pass --overwrite")
+    check_output_folder(out, (STUDY_DIR, DETECTION_DIR), args.overwrite)
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples = args.device, args.mc
     method = get_method("u2ad", config=cfg, checkpoint=args.model)
     cfg = detection_config(cfg, method)
 
-    phantom = make_phantom(args.seed, n_lesions=1)
+    phantom = make_phantom(args.seed, n_lesions=1, cfg=DEMO_PHANTOM)
     owned = tuple(f"{STEM}_{what}.nii.gz" for what in ("image", "cord", "discs", "lesion"))
     with staged_output_dir(out / STUDY_DIR, overwrite=args.overwrite, owned=owned) as stage:
         staged = write_phantom(phantom, stage, stem=STEM)

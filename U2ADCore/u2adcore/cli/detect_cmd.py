@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 from ..config import SEGMENTS, InferenceConfig, PreprocessConfig, U2ADConfig
 
@@ -69,27 +68,35 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detect import detection_config
+    from ..data.manifest import read_manifest
+    from ..detect import OUTPUT_FILES, check_output_folder, detection_config
+    from ..io.study import study_id_from_path
     from ..methods.registry import get_method
     from .main import progress_callback
 
     _check_args(args)
+    if args.manifest:
+        entries = read_manifest(args.manifest)
+        out, allowed = Path(args.out), [e.id for e in entries] + [SUMMARY_CSV]
+    else:
+        entries = None
+        out, allowed = Path(args.out or f"u2ad_{study_id_from_path(args.image)}"), list(OUTPUT_FILES)
+    check_output_folder(out, allowed, args.overwrite)  # before any work: a refused folder costs nothing
     cb = progress_callback(args)
     start = time.perf_counter()
     cfg = config_from_args(args)
     method = get_method(args.method, config=cfg, checkpoint=args.model)
     cfg = detection_config(cfg, method)
     model_load = time.perf_counter() - start
-    if args.manifest:
-        return _run_manifest(args, method, cfg, cb, model_load)
-    return _run_single(args, method, cfg, cb, model_load)
+    if entries is not None:
+        return _run_manifest(args, entries, out, method, cfg, cb, model_load)
+    return _run_single(args, out, method, cfg, cb, model_load)
 
 
-def _run_single(args, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+def _run_single(args, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
     from ..detect import detect_study, write_detection
-    from ..io.study import load_study, study_id_from_path
+    from ..io.study import load_study
 
-    out = Path(args.out) if args.out else Path(f"u2ad_{study_id_from_path(args.image)}")
     start = time.perf_counter()
     study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
     load = time.perf_counter() - start
@@ -116,20 +123,12 @@ def _finish(args, outputs: dict, text: str) -> None:
         print(text, flush=True)
 
 
-def _run_manifest(args, method, cfg: U2ADConfig, cb, model_load: float) -> int:
-    from ..data.manifest import read_manifest
+def _run_manifest(args, entries, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
     from ..detect import detect_study, write_detection
-    from ..errors import OutputExistsError, U2ADError
+    from ..errors import InputError, OutputExistsError
     from ..io.atomic import write_text
     from ..progress import ProgressEvent, emit
 
-    entries = read_manifest(args.manifest)
-    out = Path(args.out)
-    allowed = {e.id for e in entries} | {SUMMARY_CSV}
-    if out.is_dir() and not args.overwrite:
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
-        if foreign:
-            raise OutputExistsError(f"{out}: folder already holds files ({', '.join(foreign[:5])}); choose another folder or pass --overwrite")
     rows, outputs, failed = [], {}, []
     for i, entry in enumerate(entries):
         emit(cb, ProgressEvent("step", task="detect", step=i, steps=len(entries), fraction=i / len(entries), message=entry.id))
@@ -140,7 +139,7 @@ def _run_manifest(args, method, cfg: U2ADConfig, cb, model_load: float) -> int:
             result = detect_study(study, method, cfg, progress=None)
             result.timings = {"load": load, **result.timings}
             write_detection(result, out / entry.id, overwrite=args.overwrite)
-        except (U2ADError, FileNotFoundError) as exc:
+        except (InputError, OutputExistsError, FileNotFoundError) as exc:  # this study's problem, not the batch's
             print(f"u2ad: {entry.id}: {exc}", file=sys.stderr, flush=True)
             rows.append(_summary_row(entry.id, None, str(exc)))
             failed.append(entry.id)

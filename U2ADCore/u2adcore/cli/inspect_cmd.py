@@ -2,16 +2,13 @@
 
 It answers the questions that go wrong first with a new scanner or site: is the orientation
 read right, is the cord mask on the image, which slices will be analysed, are the levels
-understood.
+understood. numpy/SimpleITK are imported inside the functions so that `u2ad --help` stays fast.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
-
-import numpy as np
-import SimpleITK as sitk
 
 from ..config import SEGMENTS, PreprocessConfig
 
@@ -33,9 +30,12 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     return p
 
 
-def cord_extent_si(cord: sitk.Image) -> tuple[float, float]:
-    """(most superior, most inferior) LPS z (mm) of the cord's voxel centres; physical, so it is
-    right for any orientation, oblique included."""
+def cord_extent_si(cord) -> tuple[float, float]:
+    """(most superior, most inferior) LPS z (mm) of the cord's voxel centres (a sitk.Image);
+    physical, so it is right for any orientation, oblique included."""
+    import numpy as np
+    import SimpleITK as sitk
+
     kji = np.argwhere(sitk.GetArrayViewFromImage(cord) > 0)
     ijk = kji[:, ::-1] * np.asarray(cord.GetSpacing())
     direction = np.asarray(cord.GetDirection()).reshape(3, 3)
@@ -43,16 +43,19 @@ def cord_extent_si(cord: sitk.Image) -> tuple[float, float]:
     return float(z.max()), float(z.min())
 
 
-def describe(study, cfg: PreprocessConfig, image_orientation: str) -> dict[str, Any]:
-    """A JSON-able summary of a loaded study and the slices `cfg` selects."""
-    from ..volume.orientation import to_canonical
+def describe(study, cfg: PreprocessConfig) -> dict[str, Any]:
+    """A JSON-able summary of a loaded study and the slices `cfg` selects. The study's image keeps
+    the file's direction, so its orientation code is the file's."""
+    import SimpleITK as sitk
+
+    from ..volume.orientation import orientation_code, to_canonical
     from ..volume.slices import mid_sagittal_index, select_slices
 
     cord_canonical = sitk.GetArrayFromImage(to_canonical(study.cord))
     top, bottom = cord_extent_si(study.cord)
     summary: dict[str, Any] = {
         "id": study.id,
-        "orientation": image_orientation,
+        "orientation": orientation_code(study.image),
         "size": list(study.image.GetSize()),
         "spacing_mm": [round(s, 4) for s in study.image.GetSpacing()],
         "cord_superior_z_mm": round(top, 2),
@@ -100,11 +103,10 @@ def render(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..io.study import load_study
-    from ..volume.orientation import orientation_code
 
     study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
     cfg = PreprocessConfig(n_slices=args.n_slices, slices=args.slices)
-    summary = describe(study, cfg, orientation_code(study.image))
+    summary = describe(study, cfg)
     if args.progress == "jsonl":
         print(json.dumps({"event": "done", "outputs": {}, "summary": summary}), flush=True)
     else:

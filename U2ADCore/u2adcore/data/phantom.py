@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from ..config import SEGMENTS, PhantomConfig
+from ..config import SEGMENTS, VERTEBRAE, PhantomConfig
 from ..errors import InputError
 from ..io.atomic import atomic_path, staged_output_dir
 from ..io.study import Study, study_from_images
@@ -45,11 +45,9 @@ _BODIES: tuple[tuple[str, float, float, float], ...] = (
     ("T3", 18.5, 23.0, 4.0),
     ("T4", 19.0, 25.0, 4.0),
 )
-# Disc point labels (SCT): value k is the disc just above vertebra k; C2 is vertebra 2.
-_DISC_LABEL_OF_BODY = {name: k for k, name in enumerate(("C1", "C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2"), start=1)}
 _SPINOUS_LENGTH_MM = {"C2": 28.0, "C3": 18.0, "C4": 18.0, "C5": 20.0, "C6": 26.0, "C7": 34.0, "T1": 34.0, "T2": 32.0, "T3": 30.0, "T4": 30.0}
 
-_AIR, _MUSCLE, _FAT, _BONE_CORTEX, _LIGAMENT, _ANNULUS = 0.0, 0.2, 0.7, 0.04, 0.06, 0.14
+_AIR, _MUSCLE, _FAT, _BONE_CORTEX, _LIGAMENT, _ANNULUS = 0.0, 0.12, 0.75, 0.04, 0.06, 0.12
 
 
 @dataclass(frozen=True)
@@ -145,9 +143,22 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple
     return field_ / max(float(field_.std()), 1e-6)
 
 
-def _paint(img: np.ndarray, membership: np.ndarray, value) -> None:
-    """Alpha-composite `value` over `img` with the partial-volume `membership` (in place)."""
-    img += membership * (value - img)
+def _paint(img: np.ndarray, membership: np.ndarray, value, lr: Optional[np.ndarray] = None) -> None:
+    """Alpha-composite `value` over `img` with the partial-volume `membership` (in place).
+
+    `membership` is (si, ap) or (lr, si, ap); `lr` (lr, 1, 1) multiplies a 2D membership.
+    Shapes are local, so only their bounding box in the sagittal plane is touched.
+    """
+    m = membership if membership.ndim == 3 else membership[None]
+    occupied = m.any(axis=0)
+    rows = np.flatnonzero(occupied.any(axis=1))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(occupied.any(axis=0))
+    box = np.s_[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    m = m[box] if lr is None else m[box] * lr
+    target = img[box]
+    target += m * ((value[box] if isinstance(value, np.ndarray) else value) - target)
 
 
 def _u(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -172,18 +183,18 @@ def _grid(cfg: PhantomConfig, rng: np.random.Generator) -> _Grid:
     )
 
 
-def _centreline(grid: _Grid, rng: np.random.Generator, fov_ap: float) -> _Spine:
+def _centreline(grid: _Grid, rng: np.random.Generator, cfg: PhantomConfig) -> _Spine:
     """A lordotic cervical curve that turns posterior into the thoracic kyphosis, like the real scans."""
     s = grid.s
-    length = s[-1]
+    length = cfg.fov_si_mm  # not the last row: the curve must not depend on the pixel size
     tilt = rng.uniform(-0.05, 0.1)
-    kyphosis = rng.uniform(0.3, 0.8)  # slope reached at the bottom, from the thoracic kyphosis below mid-neck
-    lordosis = rng.uniform(2.0, 7.0)  # mm of anterior bulge in mid-neck
+    kyphosis = rng.uniform(0.3, 0.75)  # slope reached at the bottom, from the thoracic kyphosis below mid-neck
+    lordosis = rng.uniform(3.0, 9.0)  # mm of anterior bulge in mid-neck
     t = s / length
-    start = 0.4 * length
+    start = 0.35 * length
     drift = 0.5 * kyphosis * np.clip(s - start, 0.0, None) ** 2 / (length - start)
     centre = tilt * s + drift - lordosis * np.sin(np.pi * np.clip((t - 0.12) / 0.6, 0.0, 1.0))
-    centre = centre - centre.mean() + rng.uniform(0.47, 0.55) * fov_ap
+    centre = centre - np.interp(length / 2.0, s, centre) + rng.uniform(0.47, 0.55) * cfg.fov_ap_mm
     slope = np.gradient(centre, s)
     arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(s), np.diff(centre)))])
     return _Spine(s=s, centre=centre, slope=slope, arc=arc)
@@ -210,8 +221,8 @@ def _canal(grid: _Grid, cfg: PhantomConfig, rng: np.random.Generator, s_c1: floa
     return _Canal(
         cord_ap=ap,
         cord_lr=lr,
-        csf_front=rng.uniform(1.5, 3.0),
-        csf_back=rng.uniform(2.5, 4.5) + cisterna,
+        csf_front=rng.uniform(2.0, 3.5),
+        csf_back=rng.uniform(3.0, 5.0) + cisterna,
         csf_side=rng.uniform(2.5, 4.0),
     )
 
@@ -238,19 +249,17 @@ def _vertebrae(spine: _Spine, rng: np.random.Generator, arc_c1c2: float) -> list
     return out
 
 
-def _texture_fields(grid: _Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fine (trabecular/cellular), coarse (tissue heterogeneity) and S-I streaked (muscle fibres) fields."""
-    shape = grid.shape
+def _texture_fields(grid: _Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Fine (trabecular, cellular) and coarse (tissue heterogeneity) unit-variance texture."""
     px = grid.pixel_mm
-    fine = _smooth_noise(rng, shape, (0.5, 0.8 / px, 0.8 / px))
-    coarse = _smooth_noise(rng, shape, (1.0, 4.0 / px, 4.0 / px))
-    streak = _smooth_noise(rng, shape, (1.0, 7.0 / px, 1.0 / px))
-    return fine, coarse, streak
+    fine = _smooth_noise(rng, grid.shape, (0.5, 0.8 / px, 0.8 / px))
+    coarse = _smooth_noise(rng, grid.shape, (1.0, 4.0 / px, 4.0 / px))
+    return fine, coarse
 
 
 def _paint_soft_tissue(img, grid: _Grid, spine: _Spine, rng, tex) -> None:
-    """Neck outline, muscle with fat streaks, subcutaneous fat, airway, cerebellum at the top."""
-    fine, coarse, streak = tex
+    """Neck outline, layered muscles with fat planes, subcutaneous fat, airway, cerebellum at the top."""
+    fine, coarse = tex
     s, a, px = grid.s, grid.a, grid.pixel_mm
     rel = a[None, :] - spine.centre[:, None]  # mm posterior of the cord centre
     t = s / s[-1]
@@ -259,42 +268,47 @@ def _paint_soft_tissue(img, grid: _Grid, spine: _Spine, rng, tex) -> None:
     neck = _ramp(np.maximum(front[:, None] - rel, rel - back[:, None]), px)[None]
     muscle = _MUSCLE * rng.uniform(0.8, 1.2) * (1.0 + 0.15 * coarse + 0.12 * fine)
     _paint(img, neck, muscle)
-    # Fat between muscle bellies behind the spine: thresholded S-I streaks.
-    posterior = np.clip((rel - 18.0) / 6.0, 0.0, 1.0)[None]
-    fat_streaks = np.clip((streak - rng.uniform(0.9, 1.3)) * 2.0, 0.0, 1.0) * posterior * neck
-    fat = _FAT * rng.uniform(0.8, 1.2) * (1.0 + 0.08 * fine)
-    _paint(img, fat_streaks, fat)
+    # The posterior neck muscles lie in layers roughly parallel to the skin, separated by thin,
+    # slightly wavy fat planes.
+    fat = _FAT * rng.uniform(0.5, 1.15) * (1.0 + 0.08 * fine)  # some protocols suppress fat partly
+    spacing = rng.uniform(10.0, 16.0)
+    depth = back[:, None] - rel + rng.uniform(-0.2, 0.2) * s[:, None]
+    phase = depth[None] / spacing + 0.08 * coarse
+    plane_mm = np.abs(phase - np.round(phase)) * spacing
+    posterior = np.clip((rel - 22.0) / 6.0, 0.0, 1.0)[None]
+    _paint(img, _ramp(plane_mm - rng.uniform(0.3, 0.7), px) * posterior * neck * (0.6 + 0.4 * np.tanh(coarse)), fat)
     subcut = rng.uniform(5.0, 14.0)
     subcut_band = _ramp(np.abs(rel - (back[:, None] - subcut / 2.0)) - subcut / 2.0, px)[None]
     _paint(img, subcut_band, fat)
-    front_fat = _ramp(np.abs(rel - (front[:, None] + 2.5)) - 2.5, px)[None]
+    front_fat = _ramp(np.abs(rel - (front[:, None] + 2.0)) - 2.0, px)[None]
     _paint(img, front_fat, fat)
     # Pharynx and trachea: an air column in front of the spine, below the skull base.
     airway_rel = -rng.uniform(30.0, 38.0)
-    airway_half = rng.uniform(5.0, 8.0)
+    airway_half = rng.uniform(4.0, 7.0)
     top = rng.uniform(0.05, 0.15) * s[-1]
     airway = _ramp(np.maximum(np.abs(rel - airway_rel) - airway_half, (top - s)[:, None]), px)[None]
     airway = airway * _ramp(np.abs(grid.x) - 8.0, grid.slice_mm)
     _paint(img, airway, _AIR)
-    # Cerebellum behind the medulla, capped by the occipital bone.
-    c_s, c_a = -rng.uniform(5.0, 20.0), float(spine.centre[0]) + rng.uniform(38.0, 48.0)
-    r = np.hypot((s[:, None] - c_s) / 1.0, (a[None, :] - c_a) / 1.2)
-    radius = rng.uniform(32.0, 40.0)
-    _paint(img, _ramp(r - radius - 3.0, px)[None], _BONE_CORTEX)
-    _paint(img, _ramp(r - radius, px)[None], 0.4 * (1.0 + 0.1 * coarse + 0.15 * fine))
+    # Cerebellum behind the medulla, above the field's top edge, capped by the occipital bone.
+    c_s, c_a = -rng.uniform(15.0, 30.0), float(spine.centre[0]) + rng.uniform(40.0, 50.0)
+    r = np.hypot(s[:, None] - c_s, (a[None, :] - c_a) / 1.3)
+    radius = rng.uniform(35.0, 42.0)
+    _paint(img, _ramp(r - radius - 4.0, px)[None], _BONE_CORTEX)
+    _paint(img, _ramp(r - radius - 2.5, px)[None], 0.2 * (1.0 + 0.3 * fine))
+    _paint(img, _ramp(r - radius, px)[None], 0.22 * (1.0 + 0.25 * coarse + 0.2 * fine))
 
 
 def _paint_bone(img, sd: np.ndarray, lr: np.ndarray, px: float, marrow, cortex: float = 1.2) -> None:
     """A bone: dark cortex rim `cortex` mm thick around textured marrow."""
-    _paint(img, _ramp(sd, px)[None] * lr, _BONE_CORTEX)
-    _paint(img, _ramp(sd + cortex, px)[None] * lr, marrow)
+    _paint(img, _ramp(sd, px), _BONE_CORTEX, lr)
+    _paint(img, _ramp(sd + cortex, px), marrow, lr)
 
 
 def _paint_spine(img, grid: _Grid, spine: _Spine, canal: _Canal, vertebrae: list[_Vertebra], rng, tex) -> None:
     """Posterior elements, discs, bodies, dens and C1 arches."""
-    fine, coarse, _ = tex
+    fine, coarse = tex
     s, a, px = grid.s, grid.a, grid.pixel_mm
-    marrow = rng.uniform(0.22, 0.38) * (1.0 + 0.18 * fine + 0.1 * coarse)
+    marrow = rng.uniform(0.18, 0.32) * (1.0 + 0.18 * fine + 0.1 * coarse)
     body_lr = _ramp(np.abs(grid.x) - rng.uniform(9.0, 12.0), grid.slice_mm)
     mid_lr = _ramp(np.abs(grid.x) - rng.uniform(3.0, 4.5), grid.slice_mm)
     for v in vertebrae:
@@ -306,18 +320,18 @@ def _paint_spine(img, grid: _Grid, spine: _Spine, canal: _Canal, vertebrae: list
         length = _SPINOUS_LENGTH_MM[v.name] * rng.uniform(0.85, 1.15)
         base_s, base_a = v.s_centre + 1.0, ac + back
         cs, ca = base_s + np.sin(angle) * length / 2.0, base_a + np.cos(angle) * length / 2.0
-        u, w = _local_frame(s, a, cs, ca, -1.0 / np.tan(angle) if angle > 0 else 1e6)
-        sd = _rounded_rect_sd(w, u, length / 2.0, 3.5, 2.5)
+        u, w = _local_frame(s, a, cs, ca, -1.0 / np.tan(angle))  # w runs along the process
+        sd = _rounded_rect_sd(w, u, length / 2.0, 2.8, 2.0)
         _paint_bone(img, sd, mid_lr, px, marrow)
         # Disc below the body: dark annulus with a brighter nucleus.
         dac, dslope = spine.at(v.s_disc_below)
         dist = canal.cord_ap[row] + canal.csf_front + 1.5 + v.depth / 2.0
         dcs, dca = v.s_disc_below + dist * dslope / np.hypot(1, dslope), dac - dist / np.hypot(1, dslope)
         u, w = _local_frame(s, a, dcs, dca, dslope)
-        _paint(img, _ramp(_rounded_rect_sd(u, w, v.disc_below / 2.0 + 1.5, v.depth / 2.0 + 0.5, 1.5), px)[None] * body_lr, _ANNULUS)
+        _paint(img, _ramp(_rounded_rect_sd(u, w, v.disc_below / 2.0 + 1.5, v.depth / 2.0 + 0.5, 1.5), px), _ANNULUS, body_lr)
         nucleus = np.hypot(u / (0.3 * v.disc_below + 0.3), (w - 0.1 * v.depth) / (0.3 * v.depth)) - 1.0
-        nucleus_signal = rng.uniform(0.3, 0.65) * (1.0 + 0.1 * fine)
-        _paint(img, _ramp(nucleus * 2.0, px)[None] * body_lr, nucleus_signal)
+        nucleus_signal = rng.uniform(0.2, 0.5) * (1.0 + 0.1 * fine)
+        _paint(img, _ramp(nucleus * 2.0, px), nucleus_signal, body_lr)
         # Body, placed just in front of the canal.
         cs, ca = v.s_centre + dist * slope / np.hypot(1, slope), ac - dist / np.hypot(1, slope)
         u, w = _local_frame(s, a, cs, ca, slope)
@@ -335,6 +349,7 @@ def _paint_c1_and_dens(img, grid, c2: _Vertebra, cs, ca, slope, canal: _Canal, s
     dcs, dca = cs - up / norm, ca - up * slope / norm + 1.5
     u, w = _local_frame(s, a, dcs, dca, slope)
     _paint_bone(img, _rounded_rect_sd(u, w, dens_h / 2.0, 5.0, 4.0), body_lr, px, marrow)
+    # Anterior arch: 2 mm in front of the dens (half depth 5 mm), an oval 10 x 7 mm.
     front = np.hypot((s[:, None] - (dcs - 1.0)) / 5.0, (a[None, :] - (dca - 5.0 - 2.0 - 3.5)) / 3.5) - 1.0
     _paint_bone(img, front * 3.5, body_lr, px, marrow, cortex=1.0)
     row = int(np.clip(np.searchsorted(s, dcs), 0, len(s) - 1))
@@ -380,9 +395,15 @@ def _bias_field(grid: _Grid, spine: _Spine, rng, strength: float) -> np.ndarray:
     """Smooth receive-coil shading: brighter behind the neck (posterior coil), fading at the ends."""
     a_rel = (grid.a[None, :] - spine.centre[:, None]) / 100.0
     s_rel = (grid.s[:, None] - grid.s[-1] / 2.0) / 100.0
-    log_b = rng.uniform(0.2, 0.7) * a_rel + rng.uniform(-0.3, 0.3) * s_rel - rng.uniform(0.0, 0.5) * s_rel**2
+    log_b = rng.uniform(0.6, 1.3) * a_rel + rng.uniform(-0.3, 0.3) * s_rel - rng.uniform(0.0, 0.5) * s_rel**2
     log_b = log_b[None] - rng.uniform(0.0, 0.3) * (grid.x / 50.0) ** 2
     return np.exp(strength * log_b).astype(np.float32)
+
+
+def _tissue_support(noiseless: np.ndarray, floor: float, grid: _Grid) -> np.ndarray:
+    """Soft 0/1 map of where there is signal: the scanner's background masking, one voxel soft."""
+    px = grid.pixel_mm
+    return ndi.gaussian_filter((noiseless > floor).astype(np.float32), (0.3, 0.7 / px, 0.7 / px))
 
 
 def _segments_overlapped(rows_mm: np.ndarray, vertebrae: list[_Vertebra]) -> tuple[str, ...]:
@@ -424,7 +445,7 @@ def _check_orientation(code: str) -> None:
     """Three letters, one from each of L/R, A/P, S/I (what sitk.DICOMOrient accepts)."""
     axes = sorted({"L": 0, "R": 0, "A": 1, "P": 1, "S": 2, "I": 2}.get(c, -1) for c in code.upper())
     if len(code) != 3 or axes != [0, 1, 2]:
-        raise InputError("orientation", f"{code!r} is not an orientation: give one letter of each of L/R, A/P, S/I, e.g. PSR or LPS")
+        raise InputError("PhantomConfig.orientation", f"{code!r} is not an orientation: give one letter of each of L/R, A/P, S/I, e.g. PSR or LPS")
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -435,23 +456,24 @@ def make_phantom(seed: int, *, n_lesions: int = 0, cfg: Optional[PhantomConfig] 
 
     `n_lesions` T2-hyperintense ellipsoids are placed inside the cord between the C2 and T1
     body centres, centred within half a slice of the cord's mid plane so the mid-sagittal
-    slice shows each of them.
+    slice shows each of them. Anatomy, texture, lesions and scanner effects draw from separate
+    streams of the seed, so the same seed gives the same spine at any resolution or lesion count.
     """
     cfg = cfg or PhantomConfig()
     if n_lesions < 0:
-        raise InputError(None, f"n_lesions must be >= 0, got {n_lesions}")
+        raise InputError("n_lesions", f"must be >= 0, got {n_lesions}")
     _check_orientation(cfg.orientation)
-    rng = np.random.default_rng(seed)
+    rng, rng_texture, rng_lesions, rng_scanner = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     grid = _grid(cfg, rng)
-    spine = _centreline(grid, rng, cfg.fov_ap_mm)
+    spine = _centreline(grid, rng, cfg)
     arc_c1c2 = rng.uniform(0.12, 0.18) * cfg.fov_si_mm
     vertebrae = _vertebrae(spine, rng, arc_c1c2)
     by_name = {v.name: v for v in vertebrae}
     s_c1c2 = spine.s_of_arc(arc_c1c2)
     if by_name["T2"].s_disc_below >= grid.s[-1] or s_c1c2 <= 0:
-        raise InputError(None, f"fov_si_mm={cfg.fov_si_mm:g} is too short to hold C1-C2 … T1-T2 (needs about 215 mm)")
+        raise InputError("PhantomConfig.fov_si_mm", f"{cfg.fov_si_mm:g} mm is too short to hold C1-C2 … T1-T2 (needs about 215 mm)")
     canal = _canal(grid, cfg, rng, s_c1c2 - 10.0, by_name["C6"].s_centre)
-    tex = _texture_fields(grid, rng)
+    tex = _texture_fields(grid, rng_texture)
 
     img = np.zeros(grid.shape, np.float32)
     _paint_soft_tissue(img, grid, spine, rng, tex)
@@ -466,7 +488,7 @@ def make_phantom(seed: int, *, n_lesions: int = 0, cfg: Optional[PhantomConfig] 
     cord = (cord_r <= 1.0).astype(np.uint8)
 
     lesion = np.zeros(grid.shape, np.uint8)
-    found = _lesions(grid, spine, canal, cord_r, vertebrae, n_lesions, cfg, rng)
+    found = _lesions(grid, spine, canal, cord_r, vertebrae, n_lesions, cfg, rng_lesions)
     specs_raw = []
     for soft, hard, contrast, centre, size in found:
         _paint(img, soft, cord_signal + contrast * (1.0 - cord_signal))
@@ -474,24 +496,27 @@ def make_phantom(seed: int, *, n_lesions: int = 0, cfg: Optional[PhantomConfig] 
         rows = grid.s[np.nonzero(hard.any(axis=(0, 2)))[0]] if hard.any() else np.array([centre[0]])
         specs_raw.append((centre, size, contrast, _segments_overlapped(rows, vertebrae)))
 
-    img *= _bias_field(grid, spine, rng, cfg.bias_strength)
-    gain = _u(rng, cfg.cord_mean) / float(np.mean(cord_signal))
-    img *= gain
-    sigma = _u(rng, cfg.cord_mean) / _u(rng, cfg.snr)
-    img = np.hypot(img + rng.normal(0.0, sigma, grid.shape), rng.normal(0.0, sigma, grid.shape)).astype(np.float32)
-
     origin = _origin(grid, spine, by_name["C2"].s_centre, rng)
+    img *= _bias_field(grid, spine, rng_scanner, cfg.bias_strength)
+    cord_mean = _u(rng_scanner, cfg.cord_mean)
+    img *= cord_mean / float(np.mean(cord_signal))
+    sigma = cord_mean / _u(rng_scanner, cfg.snr)
+    noisy = np.hypot(img + rng_scanner.normal(0.0, sigma, grid.shape), rng_scanner.normal(0.0, sigma, grid.shape))
+    if cfg.zero_air:
+        noisy *= _tissue_support(img, 0.05 * cord_mean, grid)
+    img = noisy.astype(np.float32)
+
     x0 = float(grid.x[0, 0, 0])
     mid = int(np.argmin(np.abs(grid.x.ravel())))
     discs = np.zeros(grid.shape, np.uint8)
-    names = [v.name for v in vertebrae]
-    disc_rows = [("C2", s_c1c2)] + [(names[i + 1], v.s_disc_below) for i, v in enumerate(vertebrae[:-1])]
-    for below, s_disc in disc_rows:
-        if below in _DISC_LABEL_OF_BODY and _DISC_LABEL_OF_BODY[below] >= 2:
+    # SCT disc labels: value k = the disc just above vertebra k, from 2 = C1-C2 to 9 = T1-T2.
+    disc_rows = [(vertebra_number("C2"), s_c1c2)] + [(vertebra_number(lower.name), upper.s_disc_below) for upper, lower in zip(vertebrae, vertebrae[1:])]
+    for k, s_disc in disc_rows:
+        if k <= vertebra_number(VERTEBRAE[-1]):
             ac, _ = spine.at(s_disc)
-            discs[mid, int(round(s_disc / px)), int(round(ac / px))] = _DISC_LABEL_OF_BODY[below]
+            discs[mid, int(round(s_disc / px)), int(round(ac / px))] = k
     body_centres = {
-        v.name: _canonical_to_lps(origin, v.s_centre, spine.at(v.s_centre)[0], 0.0, x0) for v in vertebrae if v.name in _DISC_LABEL_OF_BODY
+        v.name: _canonical_to_lps(origin, v.s_centre, spine.at(v.s_centre)[0], 0.0, x0) for v in vertebrae if v.name in VERTEBRAE
     }
     specs = tuple(
         LesionSpec(centre=_canonical_to_lps(origin, c[0], c[1], c[2], x0), size_mm=size, contrast=k, segments=segs)
@@ -545,9 +570,9 @@ def write_phantom_set(
     """
     cfg = cfg or PhantomConfig()
     if n < 1:
-        raise InputError(None, f"the number of studies must be >= 1, got {n}")
+        raise InputError("n", f"the number of studies must be >= 1, got {n}")
     if not 0.0 <= lesion_fraction <= 1.0:
-        raise InputError(None, f"the lesion fraction must lie in [0, 1], got {lesion_fraction:g}")
+        raise InputError("lesion_fraction", f"must lie in [0, 1], got {lesion_fraction:g}")
     root = np.random.SeedSequence(seed)
     rng = np.random.default_rng(root)
     positive = set(rng.choice(n, size=int(round(n * lesion_fraction)), replace=False).tolist())

@@ -40,6 +40,8 @@ class PseudoLesion:
 
 @dataclass
 class PseudoAnomaly:
+    """A study with pseudo-lesions and its ground truth at every level the evaluation scores."""
+
     study: Study  # a new Study: image with the lesions, lesion mask on the image grid
     patient_label: int
     segment_labels: dict[str, int]  # segments whose body centres the levels know; {} without levels
@@ -63,20 +65,37 @@ def csf_band(cord: np.ndarray, spacing_rc: tuple[float, float], band_mm: tuple[f
 
 
 def slice_stats(image: np.ndarray, cord: np.ndarray, spacing_rc, band_mm, where: str) -> _SliceStats:
-    """Cord and CSF statistics; a CSF band no brighter than the cord cannot host a T2 hyperintensity."""
-    band = csf_band(cord, spacing_rc, band_mm)
-    stats = _SliceStats(float(image[cord].mean()), float(image[cord].std()), float(image[band].mean()), float(image[band].std()))
-    if stats.csf_mean <= stats.cord_mean:
+    """Cord and CSF signal statistics in one slice.
+
+    CSF is the part of the band around the cord that is brighter than the cord's mean: at 1-3 mm
+    the band also crosses dura, bone and epidural fat, whose partial volume would otherwise drag
+    the CSF mean toward the cord and inflate its spread. A band with no such pixel cannot host a
+    T2 hyperintensity.
+    """
+    cord_values = image[cord]
+    band = image[csf_band(cord, spacing_rc, band_mm)]
+    csf = band[band > cord_values.mean()]
+    if csf.size == 0:
         raise InputError(
             where,
-            f"the CSF band {band_mm[0]:g}-{band_mm[1]:g} mm around the cord (mean {stats.csf_mean:.1f}) is not brighter "
-            f"than the cord (mean {stats.cord_mean:.1f}); pseudo-lesions need a T2-weighted image with a cord mask",
+            f"no pixel of the band {band_mm[0]:g}-{band_mm[1]:g} mm around the cord is brighter than the cord "
+            f"(mean {cord_values.mean():.1f}); pseudo-lesions need a T2-weighted image with a cord mask",
         )
-    return stats
+    return _SliceStats(float(cord_values.mean()), float(cord_values.std()), float(csf.mean()), float(csf.std()))
 
 
-def cord_axis(cord: np.ndarray, spacing_rc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: centre column (px), slope of the cord (mm of column per mm of row), perpendicular width (mm)."""
+def _smooth_gaussian(shape, spacing_rc, correlation_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance Gaussian field; `correlation_mm` > 0 smooths it so a lesion has tissue-like
+    texture instead of salt-and-pepper, without changing its per-pixel distribution."""
+    field = rng.standard_normal(shape)
+    if correlation_mm > 0:
+        field = ndi.gaussian_filter(field, (correlation_mm / spacing_rc[0], correlation_mm / spacing_rc[1]))
+    return field / field.std()
+
+
+def cord_axis(cord: np.ndarray, spacing_rc) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows holding cord and, per such row, the centre column (px), the cord's slope (mm of
+    column per mm of row) and its width perpendicular to its direction (mm)."""
     rows = np.flatnonzero(cord.any(axis=1))
     cols = np.arange(cord.shape[1])
     count = cord[rows].sum(axis=1)
@@ -84,7 +103,7 @@ def cord_axis(cord: np.ndarray, spacing_rc) -> tuple[np.ndarray, np.ndarray, np.
     smooth = ndi.uniform_filter1d(centre, size=min(9, len(rows)), mode="nearest")
     slope = np.gradient(smooth, rows) * spacing_rc[1] / spacing_rc[0] if len(rows) > 1 else np.zeros(1)
     width = count * spacing_rc[1] / np.hypot(1.0, slope)
-    return rows, np.stack([centre, slope]), width
+    return rows, centre, slope, width
 
 
 def _ellipse(shape, spacing_rc, centre_rc, slope: float, length: float, width: float) -> np.ndarray:
@@ -100,20 +119,38 @@ def _between(lo: float, hi: float, rng: np.random.Generator) -> float:
     return float(rng.uniform(min(lo, hi), max(lo, hi)))
 
 
-def _insert_in_slice(image, cord, spacing_rc, stats: _SliceStats, n: int, cfg: PseudoAnomalyConfig, rng):
-    """Paint `n` lesions into one slice (in place); returns [(mask, width, length, mean, std)]."""
-    rows, (centre, slope), width = cord_axis(cord, spacing_rc)
+def _insert_in_slice(image, cord, spacing_rc, stats: _SliceStats, n: int, cfg: PseudoAnomalyConfig, rng, row_ok: np.ndarray):
+    """Paint `n` lesions into one slice (in place), centred on rows where `row_ok`; returns [(mask, width, length, mean, std)]."""
+    rows, centre, slope, width = cord_axis(cord, spacing_rc)
+    candidates = np.flatnonzero(row_ok[rows])
+    if candidates.size == 0:
+        candidates = np.arange(len(rows))
     out = []
     for _ in range(n):
-        k = int(rng.integers(len(rows)))
+        k = int(rng.choice(candidates))
         w = float(rng.uniform(*cfg.width_fraction)) * float(width[k])
         length = float(rng.uniform(*cfg.length_factor)) * w
-        mask = _ellipse(cord.shape, spacing_rc, (rows[k], centre[k]), float(slope[k]), length, w) & cord
+        in_row = np.flatnonzero(cord[rows[k]])
+        col = float(in_row[np.argmin(np.abs(in_row - centre[k]))])  # a cord pixel, so the lesion is never empty
+        mask = _ellipse(cord.shape, spacing_rc, (rows[k], col), float(slope[k]), length, w) & cord
         mean = _between(stats.cord_mean, stats.csf_mean, rng)
         std = _between(stats.cord_std, stats.csf_std, rng)
-        image[mask] = np.maximum(rng.normal(mean, std, int(mask.sum())), 0.0)
+        field = _smooth_gaussian(cord.shape, spacing_rc, cfg.texture_mm, rng)
+        image[mask] = np.maximum(mean + std * field[mask], 0.0)
         out.append((mask, w, length, mean, std))
     return out
+
+
+def _rows_in_scored_levels(study: Study, canon_img: sitk.Image, cord_slice: np.ndarray, i: int, cfg: PseudoAnomalyConfig) -> np.ndarray:
+    """Per canonical row: may a lesion be centred here? Between the C2 and T1 body centres
+    (S-I, at the cord's column) when the levels know both, so every lesion lands in a scored segment."""
+    n_rows = cord_slice.shape[0]
+    bodies = study.levels.bodies if study.levels is not None else {}
+    if not cfg.within_levels or "C2" not in bodies or "T1" not in bodies:
+        return np.ones(n_rows, bool)
+    col = float(np.argwhere(cord_slice)[:, 1].mean())
+    z = np.array([canon_img.TransformContinuousIndexToPhysicalPoint((col, float(r), float(i)))[2] for r in range(n_rows)])
+    return (z <= bodies["C2"][2]) & (z >= bodies["T1"][2])
 
 
 def _segment_labels(study: Study, centroids: Sequence[np.ndarray]) -> dict[str, int]:
@@ -140,8 +177,9 @@ def insert_pseudo_lesions(
     """A copy of `study` with n_lesions[0]..n_lesions[1] pseudo-lesions per slice; the input is untouched.
 
     `slices` are canonical left-right indices; by default the mid-sagittal slice and
-    `cfg.n_neighbours` slices either side that contain cord. A lesion mask already on the study
-    is kept (united with the new one).
+    `cfg.n_neighbours` slices either side that contain cord. With levels, lesion centres stay
+    between the C2 and T1 body centres (`cfg.within_levels`). A lesion mask already on the
+    study is kept (united with the new one).
     """
     cfg = cfg or PseudoAnomalyConfig()
     where = str(study.image_path) if study.image_path is not None else study.id
@@ -161,7 +199,9 @@ def insert_pseudo_lesions(
         if not (0 <= i < cord.shape[0]) or not cord[i].any():
             raise InputError(where, f"sagittal slice {i} holds no cord (slices with cord: {np.flatnonzero(cord.any(axis=(1, 2))).tolist()})")
         stats = slice_stats(image[i], cord[i], spacing_rc, cfg.csf_ring_mm, where)
-        for mask, w, length, mean, std in _insert_in_slice(image[i], cord[i], spacing_rc, stats, int(rng.integers(lo, hi + 1)), cfg, rng):
+        row_ok = _rows_in_scored_levels(study, canon_img, cord[i], i, cfg)
+        n = int(rng.integers(lo, hi + 1))
+        for mask, w, length, mean, std in _insert_in_slice(image[i], cord[i], spacing_rc, stats, n, cfg, rng, row_ok):
             lesion[i][mask] = 1
             r, c = np.argwhere(mask).mean(axis=0)
             centroid = np.array(canon_img.TransformContinuousIndexToPhysicalPoint((float(c), float(r), float(i))))

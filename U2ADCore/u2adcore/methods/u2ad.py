@@ -15,19 +15,14 @@ from ..errors import CheckpointError
 from .base import MethodMaps
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; anything else as given."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def shipped_model_path() -> Path:
+    """The packaged default model; a clear error when this installation lacks it."""
     from ..resources import default_model_path
 
-    return default_model_path()
+    path = default_model_path()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the shipped model is missing from this installation; pass a checkpoint with --model")
+    return path
 
 
 class U2ADMethod:
@@ -37,6 +32,7 @@ class U2ADMethod:
 
     def __init__(self, config: U2ADConfig, checkpoint: Optional[Union[str, Path]] = None):
         from ..training.checkpoint import load_checkpoint
+        from ..training.distributed import resolve_device
 
         self.inference = config.inference
         path = Path(checkpoint) if checkpoint is not None else shipped_model_path()

@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 
 CANDIDATE_COLOURS = ("#00e5ff", "#76ff03", "#ff4081")  # labels 1, 2, 3
 MARGIN_MM = 15.0  # shown above and below the cord, and on each side of it
+PANEL_HEIGHT_IN, DPI = 6.0, 110
+_TOP, _BOTTOM = 0.88, 0.2  # figure fractions of the panels; below them: colour bar and legend
+
+
+def overlay_rgba(values: np.ndarray, display_max: float) -> np.ndarray:
+    """RGBA overlay of anomaly values on the fixed scale [0, display_max] (inferno colours).
+
+    Zero is transparent; opacity grows with the value so the cord stays readable under low,
+    uninteresting error; values at or above display_max saturate rather than rescale.
+    """
+    from matplotlib import colormaps
+
+    frac = np.clip(np.asarray(values, dtype=np.float64) / display_max, 0.0, 1.0)
+    rgba = colormaps["inferno"](frac)
+    rgba[..., 3] = np.where(values > 0, np.clip(0.35 + frac, 0.0, 1.0), 0.0)
+    return rgba
 
 
 def _view_box(roi: np.ndarray, spacing_mm: float) -> tuple[int, int, int, int]:
@@ -43,10 +59,9 @@ def _verdict(positive, threshold) -> str:
 
 def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
     """Render `result` (its scored slice) to a PNG at `path`, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state (Slicer, threads)
 
     sc = result.scored
     spacing = sc.curve.spacing_mm
@@ -58,11 +73,8 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
 
     # Panels share the vertical axis and height; their widths make the pixels square.
     aspect = (c1 - c0) / (r1 - r0)
-    panel_h = 6.0
-    fig, axes = plt.subplots(
-        1, 3, figsize=(2 * panel_h * aspect + 6.5, panel_h / 0.68), sharey=True,
-        gridspec_kw={"width_ratios": [panel_h * aspect, panel_h * aspect, 4.2]},
-    )
+    fig = Figure(figsize=(2 * PANEL_HEIGHT_IN * aspect + 6.5, PANEL_HEIGHT_IN / (_TOP - _BOTTOM)))
+    axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [PANEL_HEIGHT_IN * aspect] * 2 + [4.2]})
     ax_img, ax_map, ax_curve = axes
     view = sc.image[r0:r1, c0:c1]
     for ax in (ax_img, ax_map):
@@ -72,11 +84,7 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
     ax_img.set_ylabel("mm from the top of the analysed cord")
     _mark_segments(ax_img, sc.segments, top_row, spacing, c0 * spacing)
 
-    values = sc.amap[r0:r1, c0:c1]
-    rgba = plt.get_cmap("inferno")(np.clip(values / display_max, 0, 1))
-    # Opacity grows with the value, so the cord stays readable under low, uninteresting error.
-    rgba[..., 3] = np.where(values > 0, np.clip(0.35 + values / display_max, 0, 1), 0)
-    ax_map.imshow(rgba, extent=extent, interpolation="nearest", aspect="auto")
+    ax_map.imshow(overlay_rgba(sc.amap[r0:r1, c0:c1], display_max), extent=extent, interpolation="nearest", aspect="auto")
     ax_map.contour(sc.roi[r0:r1, c0:c1], levels=[0.5], colors="white", linewidths=0.5, alpha=0.6, extent=extent, origin="upper")
     labels = sc.labels[r0:r1, c0:c1]
     for lab, colour in enumerate(CANDIDATE_COLOURS, start=1):
@@ -85,11 +93,11 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
             # Outline a lightly smoothed mask: the component's exact pixel edge is speckle, not shape.
             ax_map.contour(ndimage.gaussian_filter(inside.astype(float), 1.0), levels=[0.5], colors=[colour],
                            linewidths=1.3, extent=extent, origin="upper")
-            rr, cc = np.nonzero(inside)
-            ax_map.annotate(str(lab), ((c0 + cc.max() + 2) * spacing, (r0 + rr.mean() - top_row) * spacing),
-                            color=colour, fontsize=10, weight="bold")
+            pr, pc = np.unravel_index(np.argmax(np.where(inside, sc.amap[r0:r1, c0:c1], -1)), inside.shape)
+            ax_map.annotate(str(lab), ((c0 + pc + 6) * spacing, (r0 + pr - top_row) * spacing), color=colour,
+                            fontsize=10, weight="bold", va="center")
     ax_map.set_title(f"anomaly and candidates ({int(sc.labels.max())})")
-    scale = plt.cm.ScalarMappable(norm=plt.Normalize(0, display_max), cmap="inferno")
+    scale = ScalarMappable(norm=Normalize(0, display_max), cmap="inferno")
     bar = fig.colorbar(scale, cax=ax_map.inset_axes([0.0, -0.15, 1.0, 0.025]), orientation="horizontal", extend="max")
     bar.set_label(f"anomaly |x − μ| (fixed scale 0 – {display_max:g})", fontsize=9)
 
@@ -103,10 +111,9 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
         detail += f", model {method['preset']} ({str(method.get('sha256', ''))[:12]})"
     detail += f"  ·  sagittal slice {result.slice_index}  ·  levels: {result.levels_source or 'none (segments unknown)'}"
     fig.text(0.5, 0.93, detail, ha="center", fontsize=9, color="#444444")
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.2, wspace=0.08)
+    fig.subplots_adjust(left=0.08, right=0.98, top=_TOP, bottom=_BOTTOM, wspace=0.08)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        fig.savefig(tmp, format="png", dpi=DPI)
 
 
 def _mark_segments(ax, segments, top_row: float, spacing: float, x_mm: float) -> None:
@@ -115,8 +122,8 @@ def _mark_segments(ax, segments, top_row: float, spacing: float, x_mm: float) ->
         if seg.known:
             for row in (seg.start_row, seg.end_row):
                 ax.axhline((row - top_row) * spacing, color="#ffd54f", lw=0.6, alpha=0.8)
-            ax.text(x_mm + 1.5, ((seg.start_row + seg.end_row) / 2 - top_row) * spacing, seg.name,
-                    color="#ffd54f", fontsize=8, va="center")
+            ax.text(x_mm + 1.5, ((seg.start_row + seg.end_row) / 2 - top_row) * spacing, seg.name, color="#ffd54f",
+                    fontsize=8, va="center", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
 
 
 def _plot_curve(ax, result: "DetectionResult", top_row: float, spacing: float) -> None:
@@ -127,7 +134,8 @@ def _plot_curve(ax, result: "DetectionResult", top_row: float, spacing: float) -
     ax.plot(sc.curve.values, y, color="#d32f2f", lw=1.6, label="AnoCurve")
     peak = int(np.argmax(sc.curve.values))
     ax.plot(sc.curve.values[peak], y[peak], "o", color="#d32f2f", ms=6, label=f"patient score {sc.patient_score:.3g}")
-    xmax = max([sc.curve.values.max()] + [t for t in (th.patient, th.segment) if th is not None and t is not None]) * 1.35
+    shown = [] if th is None else [t for t in (th.patient, th.segment) if t is not None]
+    xmax = max([sc.curve.values.max(), *shown]) * 1.35
     for i, seg in enumerate(s for s in sc.segments if s.known):
         lo, hi = ((seg.start_row - top_row) * spacing, (seg.end_row - top_row) * spacing)
         ax.axhspan(lo, hi, color="#e3f2fd" if i % 2 == 0 else "#fff8e1", zorder=0)
@@ -135,16 +143,22 @@ def _plot_curve(ax, result: "DetectionResult", top_row: float, spacing: float) -
         ax.axhline(hi, color="#90a4ae", lw=0.6)
         score = "—" if seg.score is None else f"{seg.score:.3g}"
         mark = " ▲" if seg.positive else ""
-        ax.text(xmax * 0.98, (lo + hi) / 2, f"{seg.name}  {score}{mark}", ha="right", va="center", fontsize=9,
+        prior = "*" if result.is_inferred(seg) else ""
+        ax.text(xmax * 0.98, (lo + hi) / 2, f"{seg.name}{prior}  {score}{mark}", ha="right", va="center", fontsize=9,
                 weight="bold" if seg.positive else "normal", color="#b00020" if seg.positive else "#263238")
     if th is not None and th.segment is not None:
         ax.axvline(th.segment, color="#6a1b9a", ls="--", lw=1, label=f"segment threshold {th.segment:.3g}")
     if th is not None and th.patient is not None:
         ax.axvline(th.patient, color="#ef6c00", ls=":", lw=1.2, label=f"patient threshold {th.patient:.3g}")
-    unknown = [s.name for s in sc.segments if not s.known]
     ax.set_title("AnoCurve (mean anomaly across the cord)")
+    notes = []
+    if any(result.is_inferred(s) for s in sc.segments):
+        notes.append("* border from the anatomical prior, not marked")
+    unknown = [s.name for s in sc.segments if not s.known]
     if unknown:
-        ax.text(0.02, 0.01, "unknown levels: " + ", ".join(unknown), transform=ax.transAxes, fontsize=8, color="#616161")
+        notes.append("unknown levels: " + ", ".join(unknown))
+    if notes:
+        ax.text(0.02, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=8, color="#616161", va="bottom")
     ax.set_xlim(0, xmax)
     ax.set_xlabel("AnoCurve value")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)

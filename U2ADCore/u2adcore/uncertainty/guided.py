@@ -12,24 +12,16 @@ from typing import Literal, Optional
 import numpy as np
 import torch
 
+from ..model.masking import masked_count
+from ..model.patches import patchify
 from ..scoring.components import top_components
-from .schedules import n_to_mask
 
 Scaling = Literal["mean", "zscore"]
 
 
 def patch_sums(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Sum of a [B, H, W] (or [B, 1, H, W]) map over each patch -> [B, L], row-major patches."""
-    maps = maps.reshape(maps.shape[0], 1, maps.shape[-2], maps.shape[-1])
-    pooled = torch.nn.functional.avg_pool2d(maps.double(), patch_size) * patch_size**2
-    return pooled.flatten(1).to(maps.dtype)
-
-
-def patch_any(binary: np.ndarray, patch_size: int) -> np.ndarray:
-    """True for each patch holding any True pixel of a [..., H, W] bool array -> [..., L]."""
-    *lead, h, w = binary.shape
-    blocks = binary.reshape(*lead, h // patch_size, patch_size, w // patch_size, patch_size)
-    return blocks.any(axis=(-3, -1)).reshape(*lead, (h // patch_size) * (w // patch_size))
+    """Sum of a [B, H, W] map over each patch -> [B, L] float64 (the paper's EU patch score)."""
+    return patchify(maps.double()[:, None], patch_size).sum(dim=-1)
 
 
 def scale_scores(scores: torch.Tensor, eligible: torch.Tensor, scaling: Scaling) -> torch.Tensor:
@@ -85,9 +77,7 @@ def eu_guided_mask(
         raise ValueError(f"temperature must be positive, got {temperature}")
     roi_patches = roi_patches.bool()
     eligible = roi_patches if exclude is None else roi_patches & ~exclude.bool()
-    n_roi = roi_patches.sum(dim=1).tolist()
-    k = torch.tensor([n_to_mask(int(n), ratio) for n in n_roi], device=roi_patches.device)
-    k = torch.minimum(k, eligible.sum(dim=1))
+    k = torch.minimum(masked_count(roi_patches.sum(dim=1), ratio), eligible.sum(dim=1))
     logits = scale_scores(patch_eu.to(roi_patches.device), eligible, scaling) / temperature
     return gumbel_top_k(logits, eligible, k, generator)
 

@@ -13,6 +13,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..model.patches import patchify, roi_patches, unpatchify
 from ..progress import CancelToken
 from .schedules import Schedule, make_plan
 
@@ -31,25 +32,6 @@ class MCResult:
     eu: np.ndarray
     au: np.ndarray
     n_passes: np.ndarray
-
-
-def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """[B, 1, H, W] -> [B, L, p·p], patches row-major (index row · W/p + col)."""
-    b, _, h, w = x.shape
-    p = patch_size
-    return x.reshape(b, h // p, p, w // p, p).permute(0, 1, 3, 2, 4).reshape(b, (h // p) * (w // p), p * p)
-
-
-def unpatchify(patches: torch.Tensor, patch_size: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of `patchify` without the channel axis -> [B, H, W]."""
-    b = patches.shape[0]
-    p = patch_size
-    return patches.reshape(b, h // p, w // p, p, p).permute(0, 1, 3, 2, 4).reshape(b, h, w)
-
-
-def roi_patch_map(roi: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """[B, 1, H, W] bool -> [B, L] bool: patches holding any ROI pixel."""
-    return patchify(roi.float(), patch_size).amax(dim=2) > 0
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -82,8 +64,8 @@ def mc_inference(
     if x.ndim != 4 or x.shape[1] != 1 or roi_t.shape != x.shape:
         raise ValueError(f"mc_inference expects images and roi of shape [B, 1, H, W], got {tuple(x.shape)} and {tuple(roi_t.shape)}")
     p = model.cfg.patch_size
-    n_images, _, h, w = x.shape
-    roi_p = roi_patch_map(roi_t, p)
+    n_images = x.shape[0]
+    roi_p = roi_patches(roi_t, p)
     plan = make_plan(roi_p.cpu().numpy(), model.cfg.mask_ratio, K, schedule, np.random.default_rng(seed))
     x_p = patchify(x, p)
     d_sum = torch.zeros_like(x_p)
@@ -105,9 +87,9 @@ def mc_inference(
         model.train(was_training)
     mean_d = d_sum / K
     var = (d_sq / K - mean_d * mean_d).clamp_min(0.0)
-    mu = unpatchify(x_p + mean_d, p, h, w)
-    eu = unpatchify(var, p, h, w)
-    au = unpatchify(mean_d.abs(), p, h, w)
+    mu = unpatchify(x_p + mean_d, p)[:, 0]
+    eu = unpatchify(var, p)[:, 0]
+    au = unpatchify(mean_d.abs(), p)[:, 0]
     return MCResult(
         mu=mu.cpu().numpy(),
         eu=eu.cpu().numpy(),

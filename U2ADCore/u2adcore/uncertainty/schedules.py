@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
+
+from ..model.masking import masked_count
 
 Schedule = Literal["balanced", "independent"]
 SCHEDULES: tuple[str, ...] = ("balanced", "independent")
@@ -37,16 +40,6 @@ class PassPlan:
 
     def passes_per_image(self, n_images: int) -> np.ndarray:
         return np.bincount(self.image, minlength=n_images)
-
-
-def n_to_mask(n_roi: int, ratio: float) -> int:
-    """Patches one pass masks: round(r · n), at least 1 when the image has an ROI patch.
-
-    Half-way cases round half to even, as torch.round does in the model's `random_mask`.
-    """
-    if n_roi <= 0:
-        return 0
-    return int(min(n_roi, max(1, round(ratio * n_roi))))
 
 
 def _balanced_order(n: int, k: int, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -105,12 +98,13 @@ def make_plan(roi_patches: np.ndarray, ratio: float, K: int, schedule: Schedule,
     roi_patches = np.asarray(roi_patches, dtype=bool)
     n_images, n_patches = roi_patches.shape
     per_image = _image_passes_balanced if schedule == "balanced" else _image_passes_independent
+    ks = masked_count(torch.from_numpy(roi_patches.sum(axis=1)), ratio).tolist()
     images, masks, counts = [], [], []
     for b in range(n_images):
         idx = np.flatnonzero(roi_patches[b])
         if idx.size == 0:
             continue
-        seq, counted = per_image(idx.size, n_to_mask(idx.size, ratio), K, rng)
+        seq, counted = per_image(idx.size, ks[b], K, rng)
         rows = np.repeat(np.arange(seq.shape[0]), seq.shape[1])
         mask = np.zeros((seq.shape[0], n_patches), dtype=bool)
         mask[rows, idx[seq.ravel()]] = True

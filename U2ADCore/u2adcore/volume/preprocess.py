@@ -11,9 +11,10 @@ intensity range, which is all `maps_to_volume` needs to put any 2D map back on t
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Literal, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,9 +23,13 @@ from ..config import PreprocessConfig
 from .orientation import from_canonical, geometry_only, to_canonical
 from .slices import select_slices
 
+if TYPE_CHECKING:
+    from ..io.study import Study
+
 log = logging.getLogger(__name__)
 
 Interpolation = Literal["linear", "nearest"]
+Extent = tuple[tuple[float, float], tuple[float, float]]  # ((first, last) row mm, (first, last) col mm)
 _INTERPOLATORS = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
 
 
@@ -123,19 +128,25 @@ class PreparedSlice:
     study_id: str = ""
 
 
-def grid_origin(cord_canonical: np.ndarray, in_plane_spacing: tuple[float, float], spacing_mm: float, size: int) -> tuple[float, float]:
-    """Grid origin (row, col mm) centring the grid on the cord's bounding box, on the source lattice.
+def cord_extent_mm(cord_canonical: np.ndarray, in_plane_spacing: tuple[float, float]) -> Extent:
+    """(first, last) cord pixel position (mm) along rows and along columns, over all slices."""
+    extents = []
+    for axis, other in ((1, (0, 2)), (2, (0, 1))):
+        idx = np.flatnonzero(np.any(cord_canonical, axis=other))
+        extents.append((float(idx[0] * in_plane_spacing[axis - 1]), float(idx[-1] * in_plane_spacing[axis - 1])))
+    return extents[0], extents[1]
+
+
+def grid_origin(extent_mm: Extent, in_plane_spacing: tuple[float, float], spacing_mm: float, size: int) -> tuple[float, float]:
+    """Grid origin (row, col mm) centring the grid on the cord's extent, on the source lattice.
 
     One origin per study (from the whole 3D cord), so neighbouring slices stay aligned with each
     other. Snapping to whole source pixels keeps grid samples on source pixel centres.
     """
-    rows = np.flatnonzero(np.any(cord_canonical, axis=(0, 2)))
-    cols = np.flatnonzero(np.any(cord_canonical, axis=(0, 1)))
     origin = []
-    for axis, idx in enumerate((rows, cols)):
-        centre_mm = (idx[0] + idx[-1]) / 2.0 * in_plane_spacing[axis]
-        start_mm = centre_mm - (size - 1) / 2.0 * spacing_mm
-        origin.append(float(np.round(start_mm / in_plane_spacing[axis]) * in_plane_spacing[axis]))
+    for (first, last), step in zip(extent_mm, in_plane_spacing):
+        start_mm = (first + last) / 2.0 - (size - 1) / 2.0 * spacing_mm
+        origin.append(float(np.round(start_mm / step) * step))
     return origin[0], origin[1]
 
 
@@ -154,30 +165,36 @@ def intensity_range(values: np.ndarray, percentiles: tuple[float, float]) -> tup
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def prepare_slices(study, cfg: PreprocessConfig) -> list[PreparedSlice]:
+def _warn_if_cord_leaves_field(extent_mm: Extent, origin: tuple[float, float], cfg: PreprocessConfig, study_id: str) -> None:
+    """A cord longer than the field (e.g. a whole-spine scan) keeps only its central part."""
+    field_mm = cfg.size * cfg.spacing_mm
+    for (first, last), start, name in zip(extent_mm, origin, ("S-I", "A-P")):
+        if first < start - cfg.spacing_mm / 2 or last > start - cfg.spacing_mm / 2 + field_mm:
+            log.warning("%s: the cord spans %.0f mm %s, more than the %.0f mm field; only its central part is analysed", study_id, last - first, name, field_mm)
+
+
+def prepare_slices(study: "Study", cfg: PreprocessConfig) -> list[PreparedSlice]:
     """The study's selected sagittal slices, ready for a model (see module docstring)."""
     image = sitk.GetArrayFromImage(to_canonical(study.image)).astype(np.float32)
     canonical_cord = to_canonical(study.cord)
-    cord = sitk.GetArrayViewFromImage(canonical_cord) > 0
+    cord = sitk.GetArrayFromImage(canonical_cord) > 0
     lesion = None if study.lesion is None else sitk.GetArrayFromImage(to_canonical(study.lesion)) > 0
     sp = canonical_cord.GetSpacing()
     in_plane = (float(sp[1]), float(sp[0]))
-    origin = grid_origin(cord, in_plane, cfg.spacing_mm, cfg.size)
-    indices = select_slices(cord, cfg.n_slices, cfg.slices)
+    extent = cord_extent_mm(cord, in_plane)
+    origin = grid_origin(extent, in_plane, cfg.spacing_mm, cfg.size)
+    _warn_if_cord_leaves_field(extent, origin, cfg, study.id)
     out = []
-    for i in indices:
-        probe = SliceTransform(i, origin, cfg.spacing_mm, cfg.size, in_plane, image.shape[1:], 0.0, 1.0)
-        on_slice = probe.to_grid(np.ones(image.shape[1:], np.uint8), "nearest").astype(bool)
-        values = probe.to_grid(image[i], "linear")
+    for i in select_slices(cord, cfg.n_slices, cfg.slices):
+        geometry = SliceTransform(i, origin, cfg.spacing_mm, cfg.size, in_plane, image.shape[1:], 0.0, 1.0)
+        on_slice = geometry.to_grid(np.ones(image.shape[1:], np.uint8), "nearest").astype(bool)
+        values = geometry.to_grid(image[i], "linear")
         lo, hi = intensity_range(values[on_slice], cfg.clip_percentiles)
-        t = SliceTransform(i, origin, cfg.spacing_mm, cfg.size, in_plane, image.shape[1:], lo, hi)
-        roi = t.to_grid(cord[i].astype(np.uint8), "nearest").astype(bool)
-        if roi.sum() < cord[i].sum() * (in_plane[0] * in_plane[1]) / cfg.spacing_mm**2 - 1:
-            log.info("%s: slice %d: part of the cord lies outside the %d mm field", study.id, i, cfg.size * cfg.spacing_mm)
+        t = dataclasses.replace(geometry, intensity_lo=lo, intensity_hi=hi)
         out.append(
             PreparedSlice(
                 image=np.where(on_slice, t.to_unit(values), 0.0).astype(np.float32),
-                roi=roi,
+                roi=t.to_grid(cord[i].astype(np.uint8), "nearest").astype(bool),
                 transform=t,
                 lesion=None if lesion is None else t.to_grid(lesion[i].astype(np.uint8), "nearest").astype(bool),
                 study_id=study.id,

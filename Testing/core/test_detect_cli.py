@@ -1,0 +1,139 @@
+"""`u2ad detect` and `u2ad demo` as a user (or the Slicer module) runs them: files in, folders
+and JSON lines out, and every bad input answered with a message naming the problem."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from u2adcore.cli.demo_cmd import DEMO_PHANTOM, DEMO_SEED
+from u2adcore.cli.main import main
+from u2adcore.config import SEGMENTS, PhantomConfig, Thresholds, U2ADConfig
+from u2adcore.data.phantom import make_phantom, write_phantom
+from u2adcore.model.edgemae import EdgeMAE
+from u2adcore.model.presets import model_config
+from u2adcore.training.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    paths = write_phantom(make_phantom(11, n_lesions=1, cfg=PhantomConfig(pixel_mm=1.0)), root / "study")
+    torch.manual_seed(0)
+    save_checkpoint(root / "tiny.pt", EdgeMAE(model_config("tiny")), U2ADConfig(), training_data={}, thresholds=Thresholds(patient=0.1))
+    paths["ckpt"] = root / "tiny.pt"
+    paths["root"] = root
+    return paths
+
+
+def _detect_args(setup, out, *extra):
+    return ["detect", str(setup["image"]), "--cord", str(setup["cord"]), "--levels", str(setup["discs"]),
+            "--levels-kind", "discs", "--model", str(setup["ckpt"]), "--mc", "2", "--out", str(out), *extra]
+
+
+def _jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_jsonl_mode_ends_with_done_and_the_output_paths(setup, tmp_path, capsys):
+    assert main(["--progress", "jsonl", *_detect_args(setup, tmp_path / "out")]) == 0
+    events = _jsonl(capsys.readouterr().out)  # every line is JSON
+    done = events[-1]
+    assert done["event"] == "done"
+    assert {"anomaly_map", "candidates", "curve", "result", "report"} <= set(done["outputs"])
+    for path in done["outputs"].values():
+        assert (tmp_path / "out").samefile(Path(path).parent)
+    doc = json.loads(open(done["outputs"]["result"]).read())
+    assert doc["settings"]["inference"]["mc_samples"] == 2 and "patient_positive" in doc
+
+
+def test_a_checkpoint_whose_preset_does_not_match_its_weights_is_reported(setup, tmp_path, capsys):
+    payload = torch.load(setup["ckpt"], weights_only=True)
+    payload["config"]["model"]["preset"] = "small"  # tiny weights claiming to be the small network
+    bad = tmp_path / "mislabelled.pt"
+    torch.save(payload, bad)
+    args = _detect_args(setup, tmp_path / "out")
+    args[args.index("--model") + 1] = str(bad)
+    assert main(["--progress", "jsonl", *args]) == 2
+    last = _jsonl(capsys.readouterr().out)[-1]
+    assert last["event"] == "error"
+    assert "mislabelled.pt" in last["message"] and "does not match its preset" in last["message"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_levels_outside_the_image_are_refused_with_the_file_named(setup, tmp_path, capsys):
+    discs = sitk.ReadImage(str(setup["discs"]))
+    discs.SetOrigin(tuple(o + 400.0 for o in discs.GetOrigin()))  # the same labels, 40 cm away
+    far = tmp_path / "far_discs.nii.gz"
+    sitk.WriteImage(discs, str(far))
+    args = _detect_args(setup, tmp_path / "out")
+    args[args.index("--levels") + 1] = str(far)
+    assert main(["--progress", "none", *args]) == 2
+    err = capsys.readouterr().err
+    assert "far_discs.nii.gz" in err and "outside the image" in err
+
+
+def test_a_foreign_output_folder_is_refused_before_any_work(setup, tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "thesis.docx").write_text("x")
+    missing_model = tmp_path / "never-loaded.pt"  # refusal comes first, so the model is never read
+    args = _detect_args(setup, out)
+    args[args.index("--model") + 1] = str(missing_model)
+    assert main(["--progress", "none", *args]) == 2
+    err = capsys.readouterr().err
+    assert "thesis.docx" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.docx"]
+
+
+def test_manifest_mode_writes_one_folder_per_study_and_a_summary(setup, tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(  # absolute paths are allowed in a manifest
+        "id,image,cord,levels,levels_kind\n"
+        f"a,{setup['image']},{setup['cord']},{setup['discs']},discs\n"
+        f"b,{setup['image']},{setup['cord']},,\n"
+    )
+    out = tmp_path / "batch"
+    code = main(["--progress", "none", "detect", "--manifest", str(manifest), "--model", str(setup["ckpt"]), "--mc", "2", "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert all((out / r["id"] / "result.json").is_file() for r in rows)
+    a, b = rows
+    doc_a = json.loads((out / "a" / "result.json").read_text())
+    assert float(a["patient_score"]) == pytest.approx(doc_a["patient_score"], rel=1e-5)
+    assert a["verdict"] == ("positive" if doc_a["patient_positive"] else "negative")
+    assert a["top_segment"] == doc_a["top_segment"] and a["top_segment"] in SEGMENTS
+    assert all(b[s] == "unknown" for s in SEGMENTS) and b["top_segment"] == ""  # no levels: never invented
+    assert a["error"] == b["error"] == ""
+
+
+def test_image_without_cord_is_a_usage_error(setup, capsys):
+    assert main(["--progress", "none", "detect", str(setup["image"])]) == 2
+    assert "--cord" in capsys.readouterr().err
+
+
+def test_demo_writes_the_study_and_its_detection_and_names_the_lesion_segment(setup, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["--progress", "none", "demo", "--out", str(out), "--model", str(setup["ckpt"]), "--mc", "2"]) == 0
+    text = capsys.readouterr().out
+    assert (out / "detection" / "report.png").is_file() and (out / "study" / "demo_image.nii.gz").is_file()
+    doc = json.loads((out / "detection" / "result.json").read_text())
+    assert f"{doc['patient_score']:.4g}" in text
+    expected = make_phantom(DEMO_SEED, n_lesions=1, cfg=DEMO_PHANTOM).lesion_segments
+    assert expected and f"lesion's segment(s):        {', '.join(expected)}" in text
+    assert f"top-scoring segment:        {doc['top_segment']}" in text
+    lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "study" / "demo_lesion.nii.gz")))
+    assert np.count_nonzero(lesion) > 0
+
+
+def test_an_unknown_method_lists_the_available_ones(setup, tmp_path, capsys):
+    assert main(["--progress", "none", *_detect_args(setup, tmp_path / "out", "--method", "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'nope'; available: " in err and "u2ad" in err.split("available:")[1]
+    assert not (tmp_path / "out").exists()

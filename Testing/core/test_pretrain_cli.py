@@ -1,0 +1,78 @@
+"""`u2ad pretrain` end to end on generated studies (and one real healthy study when present)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from u2adcore.cli.main import main
+from u2adcore.data.manifest import ManifestEntry, write_manifest
+from u2adcore.data.phantom import write_phantom_set
+from u2adcore.training.checkpoint import load_checkpoint, read_checkpoint
+
+FAST = ["--preset", "tiny", "--context-band", "1", "--epochs", "1", "--n-slices", "2", "--batch-size", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    return write_phantom_set(tmp_path_factory.mktemp("ph") / "set", n=2, seed=3, lesion_fraction=0.0)
+
+
+def _jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_pretrain_writes_a_loadable_checkpoint_with_its_provenance(phantoms, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    # A separate process, as the Slicer module runs it: the JSON-lines stream is its stdout.
+    proc = subprocess.run([sys.executable, "-m", "u2adcore", "--progress", "jsonl", "pretrain", "--manifest", str(phantoms),
+                           "--out", str(out), *FAST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    events = _jsonl(proc.stdout)
+    assert events[-1] == {"event": "done", "outputs": {"model": str(out), "loss_csv": str(tmp_path / "model_loss.csv"),
+                                                        "loss_png": str(tmp_path / "model_loss.png")}}
+    kinds = {e.get("kind") for e in events[:-1]}
+    assert {"start", "step", "epoch", "checkpoint"} <= kinds
+    loaded = load_checkpoint(out)
+    assert loaded.config.model.preset == "tiny" and loaded.config.model.context_band == 1
+    assert loaded.config.train.epochs == 1 and loaded.config.preprocess.n_slices == 2
+    data = loaded.training_data
+    assert data["studies"] == ["phantom_000", "phantom_001"] and data["n_studies"] == 2 and 2 <= data["n_slices"] <= 4
+    assert data["sources"] == [{"kind": "manifest", "path": str(phantoms), "n_studies": 2,
+                                "sha256": hashlib.sha256(phantoms.read_bytes()).hexdigest()}]
+    assert loaded.meta["complete"] and (tmp_path / "model_loss.png").exists()
+
+    # An existing output is refused; --resume of a finished run is a no-op; --ship rewrites it in float16.
+    assert main(["--progress", "jsonl", "pretrain", "--manifest", str(phantoms), "--out", str(out), *FAST]) == 2
+    assert "already exists; pass --resume" in _jsonl(capsys.readouterr().out)[-1]["message"]
+    assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(out), "--resume", *FAST]) == 0
+    assert read_checkpoint(out)["train_state"]["epoch"] == 1
+    assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(out), "--overwrite", "--ship", *FAST]) == 0
+    shipped = read_checkpoint(out)
+    assert shipped["train_state"] is None and shipped["meta"]["weights_dtype"] == "float16"
+
+
+def test_usage_errors(phantoms, tmp_path, capsys):
+    assert main(["pretrain", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "give at least one --manifest or --spine-generic" in capsys.readouterr().err
+    assert main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), *FAST[:-2], "--device", "tpu"]) == 2
+    assert "expected auto, cpu or cuda" in capsys.readouterr().err
+    assert main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--preset", "huge"]) == 2
+    assert "unknown model preset 'huge'" in capsys.readouterr().err
+    assert main(["pretrain", "--manifest", str(phantoms), "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
+    assert "study id 'phantom_000' is also listed" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.realdata
+def test_pretrain_on_a_real_healthy_study(errsm, tmp_path):
+    subject = errsm["errsm_11"]
+    manifest = tmp_path / "real.csv"
+    write_manifest([ManifestEntry("errsm_11", subject["image"], subject["cord"])], manifest)
+    out = tmp_path / "real.pt"
+    assert main(["--progress", "none", "pretrain", "--manifest", str(manifest), "--out", str(out), *FAST]) == 0
+    loaded = load_checkpoint(out)
+    assert loaded.training_data["studies"] == ["errsm_11"] and loaded.training_data["n_slices"] == 2

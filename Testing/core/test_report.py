@@ -1,0 +1,60 @@
+"""report.png: a fixed colour scale, and a figure for every kind of result (with or without levels
+and thresholds)."""
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from u2adcore.config import SEGMENTS, Thresholds, U2ADConfig
+from u2adcore.detect import DetectionResult
+from u2adcore.scoring.report import overlay_rgba, write_report
+from u2adcore.scoring.segments import score_slice
+
+
+def test_overlay_colours_depend_on_the_value_only_never_on_the_rest_of_the_image():
+    a = overlay_rgba(np.array([[0.1, 0.2]]), display_max=0.5)
+    b = overlay_rgba(np.array([[0.1, 0.45]]), display_max=0.5)
+    np.testing.assert_array_equal(a[0, 0], b[0, 0])  # same value, same colour, whatever the image's maximum
+    assert not np.allclose(a[0, 1], b[0, 1])
+    sat = overlay_rgba(np.array([[0.5, 2.0, 0.0]]), display_max=0.5)
+    np.testing.assert_array_equal(sat[0, 0], sat[0, 1])  # above the scale saturates, never rescales
+    assert sat[0, 2, 3] == 0.0 and sat[0, 0, 3] == 1.0  # zero is transparent
+
+
+def _result(with_levels: bool, thresholds) -> DetectionResult:
+    rng = np.random.default_rng(0)
+    rr, cc = np.mgrid[:256, :256]
+    centre = 128 + 10 * np.sin(rr / 60)
+    roi = (np.abs(cc - centre) <= 4) & (rr > 30) & (rr < 230)
+    image = np.clip(0.3 + 0.1 * rng.standard_normal((256, 256)), 0, 1).astype(np.float32)
+    image[roi] = 0.45
+    error = np.where(roi, np.abs(0.03 * rng.standard_normal((256, 256))), 0).astype(np.float32)
+    error[roi & (np.abs(rr - 120) < 6)] += 0.35
+    spans = {s: (40.0 + 30 * i, 70.0 + 30 * i) for i, s in enumerate(SEGMENTS[:5])} if with_levels else {}
+    cfg = U2ADConfig()
+    scored = score_slice(image, error, roi, spans, cfg.scoring, spacing_mm=1.0, thresholds=thresholds)
+    return DetectionResult(
+        study_id="hand-made", method={"method": "u2ad", "preset": "tiny", "sha256": "0" * 64}, volumes={},
+        scored=scored, slice_index=3, slice_indices=[3], thresholds=thresholds, config=cfg,
+        inputs={}, levels_source="discs" if with_levels else None, inferred_levels=(),
+    )
+
+
+@pytest.mark.parametrize("with_levels,thresholds", [(True, Thresholds(patient=0.05, segment=0.06)), (False, None)])
+def test_report_png_is_written_whole(tmp_path, with_levels, thresholds):
+    path = tmp_path / "report.png"
+    write_report(path, _result(with_levels, thresholds))
+    img = mpimg.imread(path)
+    assert img.shape[0] > 600 and img.shape[1] > 900 and img.std() > 0.05
+    assert [p.name for p in tmp_path.iterdir()] == ["report.png"]  # no temporary file left
+
+
+def test_a_positive_study_gets_a_red_title(tmp_path):
+    """The verdict must be visible at a glance: the title turns red only when positive."""
+    red_rows = []
+    for name, th in (("pos", Thresholds(patient=0.05)), ("neg", Thresholds(patient=10.0))):
+        write_report(tmp_path / f"{name}.png", _result(True, th))
+        top = mpimg.imread(tmp_path / f"{name}.png")[:40, :, :3]
+        red_rows.append(int(((top[..., 0] > 0.5) & (top[..., 1] < 0.2) & (top[..., 2] < 0.3)).sum()))
+    assert red_rows[0] > 100 and red_rows[1] == 0

@@ -1,0 +1,86 @@
+"""`u2ad calibrate`: score a manifest of studies with a U2AD model and store decision thresholds
+in a copy of its checkpoint (METHOD.md §7), so that `u2ad detect` then reports verdicts.
+
+The input checkpoint is never changed unless --out names it and --overwrite is given: a
+calibration belongs to a population of studies, and silently replacing the thresholds a model
+shipped with would change every later verdict without a trace.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import EvaluationConfig, InferenceConfig
+
+
+def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name,
+        help=help_,
+        description="Choose the patient and segment decision thresholds on a manifest of studies and store them in a "
+        "checkpoint. With labelled studies (manifest columns label, segments): the patient threshold at a fixed "
+        "sensitivity and the segment threshold of maximum F1 (the paper's rules). With unlabelled or all-normal "
+        "studies: both thresholds at a chosen false-positive rate.",
+    )
+    p.add_argument("--manifest", required=True, type=Path, help="CSV of studies (id,image,cord,levels[,label,segments])")
+    p.add_argument("--model", type=Path, default=None, help="checkpoint to calibrate (default: the shipped model)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write: the model with the thresholds stored")
+    p.add_argument("--sensitivity", type=float, default=EvaluationConfig.patient_sensitivity,
+                   help="patient-level sensitivity to reach with labelled studies (default %(default)s)")
+    p.add_argument("--fpr", type=float, default=EvaluationConfig.normal_fpr,
+                   help="false-positive rate allowed with normal studies only (default %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
+    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
+    p.add_argument("--seed", type=int, default=InferenceConfig.seed, help="seed of the Monte-Carlo masks")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (also needed when --out is --model)")
+    return p
+
+
+def check_paths(model: Path, out: Path, overwrite: bool) -> None:
+    from ..errors import InputError, OutputExistsError
+
+    if out.exists() and not overwrite:
+        if out.resolve() == model.resolve():
+            raise InputError(out, "--out is the input checkpoint; pass --overwrite to store the thresholds in it")
+        raise OutputExistsError(f"{out}: already exists; choose another --out or pass --overwrite")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import U2ADConfig
+    from ..data.manifest import read_manifest
+    from ..detect import detection_config
+    from ..errors import InputError
+    from ..evaluation.calibrate import choose_thresholds, manifest_truths, score_manifest
+    from ..methods.registry import get_method
+    from ..resources import default_model_path
+    from ..training.checkpoint import update_thresholds
+    from .main import progress_callback
+
+    model = args.model if args.model is not None else default_model_path()
+    check_paths(model, args.out, args.overwrite)
+    if args.mc < 1:
+        raise InputError(None, f"--mc must be at least 1, got {args.mc}")
+    if not 0.0 < args.sensitivity <= 1.0:
+        raise InputError(None, f"--sensitivity must be in (0, 1], got {args.sensitivity}")
+    if not 0.0 <= args.fpr < 1.0:
+        raise InputError(None, f"--fpr must be in [0, 1), got {args.fpr}")
+    entries = read_manifest(args.manifest)
+    truths = manifest_truths(entries, args.manifest, require_labels=False)
+    cfg = U2ADConfig()
+    cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
+    method = get_method("u2ad", config=cfg, checkpoint=model)
+    cfg = detection_config(cfg, method)
+    records = score_manifest(entries, truths, method, cfg, task="calibrate", progress=progress_callback(args))
+    try:
+        thresholds = choose_thresholds(records, EvaluationConfig(patient_sensitivity=args.sensitivity, normal_fpr=args.fpr))
+    except ValueError as exc:
+        raise InputError(args.manifest, str(exc)) from exc
+    written = update_thresholds(model, thresholds, args.out)
+    if args.progress == "jsonl":
+        print(json.dumps({"event": "done", "outputs": {"model": str(written)}}), flush=True)
+    else:
+        segment = "none (no scored segment)" if thresholds.segment is None else f"{thresholds.segment:.6g}"
+        print(f"patient threshold {thresholds.patient:.6g}, segment threshold {segment} "
+              f"({thresholds.method}; {thresholds.target}) -> {written}", flush=True)
+    return 0
