@@ -20,7 +20,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from U2ADSlicerLib import dependencies, landmarks, parameters, pipeline
+from U2ADSlicerLib import dependencies, landmarks, mrml, parameters, pipeline
 from U2ADSlicerLib.logic import U2ADLogic
 from U2ADSlicerLib.worker import describe_progress, worker_env, worker_python
 
@@ -72,6 +72,14 @@ class U2ADSlicerLogic(ScriptedLoadableModuleLogic, U2ADLogic):
     def getParameterNode(self):
         return parameters.get_parameter_node(slicer.mrmlScene)
 
+    def show(self, volume, outputs, opacity=None):
+        """Also switch to a layout with a plot view (there is none in --no-main-window mode)."""
+        opacity = mrml.DisplaySettings().overlay_opacity if opacity is None else opacity
+        U2ADLogic.show(self, volume, outputs, opacity)
+        if slicer.app.layoutManager() is not None:
+            slicer.util.setSliceViewerLayers(background=volume, foreground=outputs.anomaly_map, foregroundOpacity=opacity)
+            slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
+
 
 class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
@@ -118,10 +126,10 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             (self.ui.modelPathLineEdit, "currentPathChanged(QString)"),
             (self.ui.outputDirLineEdit, "currentPathChanged(QString)"),
             (self.ui.adaptedModelPathLineEdit, "currentPathChanged(QString)"),
+            (self.ui.adaptManifestLineEdit, "currentPathChanged(QString)"),
         ):
             widget.connect(signal, self.updateParameterNodeFromGUI)
 
-        self.ui.adaptManifestLineEdit.connect("currentPathChanged(QString)", lambda path: self._updateButtons())
         self.ui.detectButton.connect("clicked(bool)", self.onDetect)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.adaptButton.connect("clicked(bool)", self.onAdapt)
@@ -191,6 +199,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelPathLineEdit.currentPath = settings.model_path
             self.ui.outputDirLineEdit.currentPath = settings.output_dir
             self.ui.adaptedModelPathLineEdit.currentPath = settings.adapted_model_path
+            self.ui.adaptManifestLineEdit.currentPath = settings.adapt_manifest
             self._fillStudyList()
             self._updateButtons(inputs)
         finally:
@@ -211,6 +220,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings.model_path = self.ui.modelPathLineEdit.currentPath
         settings.output_dir = self.ui.outputDirLineEdit.currentPath
         settings.adapted_model_path = self.ui.adaptedModelPathLineEdit.currentPath
+        settings.adapt_manifest = self.ui.adaptManifestLineEdit.currentPath
         wasModifying = self._parameterNode.StartModify()
         parameters.write_inputs(self._parameterNode, inputs)
         parameters.write_settings(self._parameterNode, settings)
@@ -242,8 +252,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         busy = self._job is not None
         ready = self._environment is not None and self._environment.ready
         self.ui.detectButton.enabled = not busy and ready and inputs.volume is not None and inputs.cord is not None
-        has_studies = bool(parameters.read_studies(self._parameterNode)) or bool(self.ui.adaptManifestLineEdit.currentPath)
-        self.ui.adaptButton.enabled = not busy and ready and has_studies and bool(self.ui.adaptedModelPathLineEdit.currentPath)
+        settings = parameters.read_settings(self._parameterNode)
+        has_studies = bool(settings.adapt_manifest) or bool(parameters.read_studies(self._parameterNode))
+        self.ui.adaptButton.enabled = not busy and ready and has_studies and bool(settings.adapted_model_path)
         self.ui.cancelButton.enabled = busy
         self.ui.placeLandmarksButton.enabled = not busy and inputs.volume is not None
         self.ui.fillLevelsButton.enabled = not busy and None not in (inputs.volume, inputs.cord, inputs.levels)
@@ -369,7 +380,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onAdapt(self):
         settings = parameters.read_settings(self._parameterNode)
-        manifest = self.ui.adaptManifestLineEdit.currentPath
+        manifest = settings.adapt_manifest
         studies = Path(manifest) if manifest else parameters.read_studies(self._parameterNode)
         try:
             job = pipeline.start_adaptation(slicer.mrmlScene, studies, Path(settings.adapted_model_path), settings)

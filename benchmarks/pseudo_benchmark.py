@@ -61,24 +61,26 @@ DAE_SUBJECTS = ("errsm_11", "errsm_18", "errsm_21")
 
 @dataclass(frozen=True)
 class Profile:
-    """Schedules of one run. "cpu" fits 2 CPU cores in under 30 minutes; "paper" is the paper's
-    schedule (200 adaptation epochs, stage 2 from 150, EU refresh every 10, K = 10; DAE 200 epochs)."""
+    """Schedules of one run. "cpu" fits 2 CPU cores in under 30 minutes: AdaptConfig's CPU
+    schedule shortened to 12 epochs (EU+AU stage from 9, EU refreshed every 3, K = 4), the DAE on
+    pretraining's CPU schedule with 10 slices per subject, K = 4 at inference. "paper" is the
+    paper's: 200 adaptation epochs (stage 2 from 150, EU refreshed every 10, K = 10), the DAE 200
+    epochs on 30 slices per subject, K = 10 at inference."""
 
-    mc_samples: int
-    adapt_epochs: int
-    stage2_start: int
-    refresh_every: int
-    adapt_lr_step: int
-    adapt_batch: int
+    mc_samples: int  # inference
+    adapt_schedule: str  # AdaptConfig.schedule
+    adapt_overrides: dict  # schedule fields changed from that schedule's defaults
     dae_epochs: int
     dae_lr_step: int
+    dae_slices: int  # sagittal slices per healthy subject
 
 
 PROFILES = {
-    "cpu": Profile(mc_samples=4, adapt_epochs=12, stage2_start=8, refresh_every=4, adapt_lr_step=6, adapt_batch=8,
-                   dae_epochs=30, dae_lr_step=12),
-    "paper": Profile(mc_samples=10, adapt_epochs=200, stage2_start=150, refresh_every=10, adapt_lr_step=50, adapt_batch=8,
-                     dae_epochs=200, dae_lr_step=50),
+    "cpu": Profile(mc_samples=4, adapt_schedule="cpu",
+                   adapt_overrides={"epochs": 12, "stage2_start": 9, "refresh_every": 3, "lr_step_epochs": 4},
+                   dae_epochs=30, dae_lr_step=12, dae_slices=10),
+    "paper": Profile(mc_samples=10, adapt_schedule="paper", adapt_overrides={},
+                     dae_epochs=200, dae_lr_step=50, dae_slices=30),
 }
 
 
@@ -100,16 +102,21 @@ def _load_subject(realspine: Path, name: str, spec: dict):
     return load_study(d / spec["image"], d / spec["cord"], levels=d / spec["levels"], levels_kind="bodies", study_id=name)
 
 
-def _with_id(study, study_id: str):
-    return dataclasses.replace(study, id=study_id)
-
-
 def _truth(segment_labels: dict[str, int]) -> Truth:
     return Truth(label=True, segments=frozenset(s for s, v in segment_labels.items() if v))
 
 
-def real_studies(realspine: Path, offsets: tuple[int, ...], rng: np.random.Generator) -> list[BenchStudy]:
-    """Each subject x each slice (mid-sagittal + offsets): one healthy and one pseudo-lesion study."""
+def faded(healthy, lesioned, contrast: float):
+    """`lesioned` with its lesions at `contrast` x their inserted difference from `healthy`
+    (1 = as inserted): the same shapes at a fainter signal."""
+    import SimpleITK as sitk
+
+    return healthy + sitk.Cast(lesioned - healthy, sitk.sitkFloat32) * float(contrast)
+
+
+def real_studies(realspine: Path, offsets: tuple[int, ...], contrasts: tuple[float, ...], rng: np.random.Generator) -> list[BenchStudy]:
+    """Each subject x each slice (mid-sagittal + offsets): one healthy and one pseudo-lesion study,
+    the lesion contrast cycling through `contrasts` from slice to slice."""
     import SimpleITK as sitk
 
     from u2adcore.data.pseudo import insert_pseudo_lesions
@@ -119,12 +126,17 @@ def real_studies(realspine: Path, offsets: tuple[int, ...], rng: np.random.Gener
     out = []
     for name, spec in SUBJECTS.items():
         base = _load_subject(realspine, name, spec)
+        # an empty lesion mask, so that healthy cords count as negative pixels too
+        base = dataclasses.replace(base, lesion=sitk.Cast(base.cord * 0, sitk.sitkUInt8))
         mid = mid_sagittal_index(sitk.GetArrayViewFromImage(to_canonical(base.cord)) > 0)
         for off in offsets:
             i = mid + off
-            out.append(BenchStudy(_with_id(base, f"{name}_s{i}_healthy"), Truth(False), i, name))
+            contrast = contrasts[len(out) // 2 % len(contrasts)]
+            out.append(BenchStudy(dataclasses.replace(base, id=f"{name}_s{i}_healthy"), Truth(False), i, name))
             pseudo = insert_pseudo_lesions(base, rng, n_lesions=(1, 3), slices=[i])
-            out.append(BenchStudy(_with_id(pseudo.study, f"{name}_s{i}_lesion"), _truth(pseudo.segment_labels), i, name))
+            study = dataclasses.replace(pseudo.study, id=f"{name}_s{i}_lesion{contrast:g}",
+                                        image=faded(base.image, pseudo.study.image, contrast))
+            out.append(BenchStudy(study, _truth(pseudo.segment_labels), i, name))
     return out
 
 
@@ -178,7 +190,8 @@ def benchmark_slices(studies: list[BenchStudy], cfg: U2ADConfig):
 
 
 def healthy_training_slices(realspine: Path, n_slices: int, cfg: U2ADConfig):
-    """The DAE's training set: the shipped model's real pretraining subjects, `n_slices` each."""
+    """The DAE's training set: the shipped model's real pretraining subjects, `n_slices` each
+    centred on the mid-sagittal slice."""
     from u2adcore.io.study import load_study
     from u2adcore.training.slices_data import concat, from_prepared
     from u2adcore.volume.preprocess import prepare_slices
@@ -192,38 +205,65 @@ def healthy_training_slices(realspine: Path, n_slices: int, cfg: U2ADConfig):
     return concat(parts)
 
 
-def adapted_model(model: Path, data, strategy: str, profile: Profile, device: str, out: Path, log: Callable) -> Path:
-    """Strategy 3: the shipped model adapted on the benchmark slices with `strategy` masking."""
+def adapted_model(start: Path, data, strategy: str, profile: Profile, device: str, path: Path, log: Callable) -> Path:
+    """`start` adapted on the benchmark slices (transductively) with `strategy` masking."""
     from u2adcore.training.checkpoint import load_checkpoint
-    from u2adcore.uncertainty.adapt import adapt
+    from u2adcore.training.distributed import resolve_device
+    from u2adcore.uncertainty.adapt import adapt, override_schedule
 
-    path = out / f"adapted_{strategy.replace('+', '')}.pt"
     if path.exists():
         log(f"reusing {path}")
         return path
-    cfg = AdaptConfig(strategy=strategy, epochs=profile.adapt_epochs, stage2_start=profile.stage2_start,
-                      refresh_every=profile.refresh_every, mc_samples=profile.mc_samples,
-                      lr_step_epochs=profile.adapt_lr_step, batch_size=profile.adapt_batch, device=device)
-    adapt(load_checkpoint(model, "cpu"), data, cfg, out_path=path)
+    cfg = AdaptConfig(strategy=strategy, schedule=profile.adapt_schedule, device=device)
+    cfg = override_schedule(cfg, resolve_device(device), **profile.adapt_overrides)
+    t0 = time.monotonic()
+    adapt(load_checkpoint(start, "cpu"), data, cfg, out_path=path)
+    log(f"adapted {start.name} with {strategy} masking in {time.monotonic() - t0:.0f} s -> {path.name}")
     return path
 
 
-def dae_model(realspine: Path, profile: Profile, device: str, out: Path, log: Callable) -> Path:
+def random_init_model(pretrained: Path, path: Path, seed: int) -> Path:
+    """An untrained EdgeMAE of the pretrained model's size: the start of strategy 2 (target only)."""
+    import torch
+
+    from u2adcore.model.edgemae import EdgeMAE
+    from u2adcore.training.checkpoint import load_checkpoint, save_checkpoint
+
+    if not path.exists():
+        config = load_checkpoint(pretrained, "cpu").config
+        torch.manual_seed(seed)
+        save_checkpoint(path, EdgeMAE(config.model), config, training_data={"n_studies": 0, "studies": []},
+                        meta={"task": "random initialisation"})
+    return path
+
+
+def dae_model(realspine: Path, profile: Profile, device: str, path: Path, log: Callable) -> Path:
+    """The DAE baseline trained (strategy 1) on the shipped model's real pretraining subjects."""
     from u2adcore.methods.dae import save_dae, train_dae
 
-    path = out / "dae.pt"
     if path.exists():
         log(f"reusing {path}")
         return path
     cfg = base_config(device, 1)
-    data = healthy_training_slices(realspine, cfg.train.n_slices, cfg)
+    data = healthy_training_slices(realspine, profile.dae_slices, cfg)
     train = dataclasses.replace(TrainConfig(), epochs=profile.dae_epochs, lr_step_epochs=profile.dae_lr_step, device=device)
+    t0 = time.monotonic()
     model, _ = train_dae(data, train, DAEConfig())
     save_dae(path, model, train, cfg.preprocess, data.summary())
+    log(f"trained the DAE on {len(data)} slices in {time.monotonic() - t0:.0f} s")
     return path
 
 
-def run(args: argparse.Namespace) -> dict[str, CVResult]:
+@dataclass(frozen=True)
+class Run:
+    """One row of the table: a method built only when the row runs (training happens then)."""
+
+    name: str
+    method: Callable[[], object]
+    cfg: U2ADConfig
+
+
+def runs(args: argparse.Namespace, studies: list[BenchStudy], profile: Profile, log: Callable) -> list[Run]:
     from u2adcore.methods.dae import DAEMethod
     from u2adcore.methods.dbscan import DbscanMethod
     from u2adcore.methods.slic import SlicMethod
@@ -231,62 +271,66 @@ def run(args: argparse.Namespace) -> dict[str, CVResult]:
     from u2adcore.methods.zscore import ZScoreMethod
     from u2adcore.resources import default_model_path
 
+    out, device = args.out, args.device
+    pretrained = args.model or default_model_path()
+    mc, single = base_config(device, profile.mc_samples), base_config(device, 1)
+    adapt_set: list = []
+
+    def adapted(strategy: str, start: Path, tag: str) -> Path:
+        if not adapt_set:
+            adapt_set.append(benchmark_slices(studies, mc))
+        return adapted_model(start, adapt_set[0], strategy, profile, device, out / f"{tag}_{strategy.replace('+', '')}.pt", log)
+
+    def u2ad(cfg: U2ADConfig, checkpoint: Callable[[], Path]) -> Callable[[], object]:
+        return lambda: U2ADMethod(config=cfg, checkpoint=checkpoint())
+
+    # Most important rows first: the table is rewritten after every row.
+    return [
+        Run("Z-scoring", lambda: ZScoreMethod(config=mc), mc),
+        Run("SLIC", lambda: SlicMethod(config=mc), mc),
+        Run("DBSCAN", lambda: DbscanMethod(config=mc), mc),
+        Run("U2AD, strategy 3 (EU+AU, MC)", u2ad(mc, lambda: adapted("eu+au", pretrained, "adapted")), mc),
+        Run("ablation: EU-guided, MC", u2ad(mc, lambda: adapted("eu", pretrained, "adapted")), mc),
+        Run("ablation: random masking, MC", u2ad(mc, lambda: adapted("random", pretrained, "adapted")), mc),
+        Run("ablation: random masking, single pass", u2ad(single, lambda: adapted("random", pretrained, "adapted")), single),
+        Run("U2AD, strategy 1 (pretrained only, MC)", u2ad(mc, lambda: pretrained), mc),
+        Run("DAE, strategy 1", lambda: DAEMethod(config=mc, checkpoint=dae_model(args.realspine, profile, device, out / "dae.pt", log)), mc),
+        Run("U2AD, strategy 2 (target only, EU+AU, MC)",
+            u2ad(mc, lambda: adapted("eu+au", random_init_model(pretrained, out / "random_init.pt", args.seed), "target_only")), mc),
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, CVResult]:
     profile = PROFILES[args.profile]
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
 
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - start:7.1f} s] {msg}", flush=True)
 
     rng = np.random.default_rng(args.seed)
-    studies = real_studies(args.realspine, tuple(args.offsets), rng) + phantom_studies(args.phantoms, args.phantom_seed)
+    studies = real_studies(args.realspine, tuple(args.offsets), tuple(args.contrasts), rng) + phantom_studies(args.phantoms, args.phantom_seed)
     n_pos = sum(b.truth.label for b in studies)
     log(f"{len(studies)} studies ({n_pos} with lesions): " + ", ".join(sorted({b.source for b in studies})))
-    model = args.model or default_model_path()
-    mc = base_config(args.device, profile.mc_samples)
-    single = base_config(args.device, 1)
-    runs: dict[str, Callable[[], list[StudyRecord]]] = {
-        "Z-scoring": lambda: score_all(studies, ZScoreMethod(config=mc), mc),
-        "SLIC": lambda: score_all(studies, SlicMethod(config=mc), mc),
-        "DBSCAN": lambda: score_all(studies, DbscanMethod(config=mc), mc),
-        "DAE (strategy 1)": lambda: score_all(studies, DAEMethod(config=mc, checkpoint=dae_model(args.realspine, profile, args.device, out, log)), mc),
-        "U2AD strategy 1 (pretrained only, MC)": lambda: score_all(studies, U2ADMethod(config=mc, checkpoint=model), mc),
-    }
-    adapt_set = None
-
-    def adapted(strategy: str) -> Path:
-        nonlocal adapt_set
-        if adapt_set is None:
-            adapt_set = benchmark_slices(studies, mc)
-        return adapted_model(model, adapt_set, strategy, profile, args.device, out, log)
-
-    runs.update({
-        "U2AD random masking, single pass": lambda: score_all(studies, U2ADMethod(config=single, checkpoint=adapted("random")), single),
-        "U2AD random masking, MC": lambda: score_all(studies, U2ADMethod(config=mc, checkpoint=adapted("random")), mc),
-        "U2AD EU-guided, MC": lambda: score_all(studies, U2ADMethod(config=mc, checkpoint=adapted("eu")), mc),
-        "U2AD EU+AU (strategy 3), MC": lambda: score_all(studies, U2ADMethod(config=mc, checkpoint=adapted("eu+au")), mc),
-    })
-    selected = [name for name in runs if not args.only or any(key.lower() in name.lower() for key in args.only)]
-    results, eval_cfg = {}, EvaluationConfig(seed=args.seed)
-    for name in selected:
-        t0 = time.monotonic()
-        records = runs[name]()
-        results[name] = cross_validate(records, eval_cfg)
-        summary = results[name].summary()
-        log(f"{name}: {time.monotonic() - t0:.0f} s; segment F1 {summary['segment_f1'][0]:.3f}, "
-            f"pixel AUPRC {summary['pixel_auprc'][0]:.3f}")
-        write_text(out / f"records_{len(results):02d}.json", json.dumps(
-            {"method": name, "records": [{"id": r.id, "label": r.label, "segments": sorted(r.segments),
-                                          "patient_score": r.patient_score, "segment_scores": r.segment_scores}
-                                         for r in records]}, indent=1))
-    table = markdown_table(results)
+    selected = [r for r in runs(args, studies, profile, log) if not args.only or any(k.lower() in r.name.lower() for k in args.only)]
+    results, eval_cfg, scores = {}, EvaluationConfig(seed=args.seed), {}
     settings = {"profile": dataclasses.asdict(profile), "evaluation": to_dict(eval_cfg), "seed": args.seed,
-                "offsets": list(args.offsets), "phantoms": args.phantoms, "phantom_seed": args.phantom_seed,
-                "n_studies": len(studies), "n_positive": n_pos, "model": str(model), "minutes": (time.monotonic() - start) / 60}
-    write_text(out / "table.md", table)
-    write_text(out / "settings.json", json.dumps(settings, indent=2))
-    print(table, flush=True)
+                "offsets": list(args.offsets), "contrasts": list(args.contrasts), "phantoms": args.phantoms,
+                "phantom_seed": args.phantom_seed, "n_studies": len(studies), "n_positive": n_pos,
+                "model": str(args.model or "shipped")}
+    for r in selected:
+        t0 = time.monotonic()
+        records = score_all(studies, r.method(), r.cfg)
+        results[r.name] = cross_validate(records, eval_cfg)
+        summary = results[r.name].summary()
+        log(f"{r.name}: {time.monotonic() - t0:.0f} s; segment F1 {summary['segment_f1'][0]:.3f}, "
+            f"pixel AUPRC {summary['pixel_auprc'][0]:.3f}")
+        scores[r.name] = [{"id": x.id, "label": x.label, "segments": sorted(x.segments), "patient_score": x.patient_score,
+                           "segment_scores": x.segment_scores} for x in records]
+        settings["minutes"] = round((time.monotonic() - start) / 60, 1)
+        write_text(args.out / "table.md", markdown_table(results))
+        write_text(args.out / "results.json", json.dumps({"settings": settings, "scores": scores}, indent=1))
+    print(markdown_table(results), flush=True)
     log("done")
     return results
 
@@ -299,9 +343,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="pseudo-lesion draws and fold assignment")
-    p.add_argument("--offsets", type=int, nargs="+", default=[-2, -1, 0, 1, 2],
+    p.add_argument("--offsets", type=int, nargs="+", default=[-1, 0, 1],
                    help="sagittal slices scored per real subject, relative to the mid-sagittal one")
-    p.add_argument("--phantoms", type=int, default=16, help="generated studies (every second one with lesions)")
+    p.add_argument("--contrasts", type=float, nargs="+", default=[0.5, 1.0],
+                   help="pseudo-lesion contrasts (fraction of the inserted signal change), cycled over slices")
+    p.add_argument("--phantoms", type=int, default=12, help="generated studies (every second one with lesions)")
     p.add_argument("--phantom-seed", type=int, default=5000, help="first phantom seed (the shipped model's are below it)")
     p.add_argument("--only", nargs="+", default=None, help="run only methods whose name contains one of these")
     args = p.parse_args(argv)

@@ -52,14 +52,14 @@ def pretrained(tmp_path_factory):
 
 
 def _cfg(**kw) -> AdaptConfig:
-    base = dict(schedule="paper", epochs=6, stage2_start=4, refresh_every=2, mc_samples=2, batch_size=4,
+    base = dict(schedule="paper", epochs=4, stage2_start=2, refresh_every=2, mc_samples=2, batch_size=4,
                 lr=1e-3, lr_step_epochs=2, device="cpu")
     return AdaptConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
 def full_run(pretrained, tmp_path_factory):
-    """An uninterrupted 6-epoch eu+au run: (adapted model, progress events, output path)."""
+    """An uninterrupted 4-epoch eu+au run: (adapted model, progress events, output path)."""
     events = []
     path = tmp_path_factory.mktemp("full") / "a.pt"
     return adapt(load_checkpoint(pretrained), _slices(), _cfg(), out_path=path, progress=events.append), events, path
@@ -68,12 +68,12 @@ def full_run(pretrained, tmp_path_factory):
 def test_refreshes_on_schedule_and_switches_stage_at_the_configured_epoch(pretrained, full_run):
     out, events, path = full_run
     refreshed = [e.epoch for e in events if e.kind == "message" and "refreshed" in e.message]
-    assert refreshed == [0, 2, 4]
-    assert [r["epoch"] for r in out.meta["refreshes"]] == [0, 2, 4]
+    assert refreshed == [0, 2]
+    assert [r["epoch"] for r in out.meta["refreshes"]] == [0, 2]
     stages = [e.stage for e in events if e.kind == "epoch"]
-    assert stages == [STAGE_EU] * 4 + [STAGE_EU_AU] * 2
-    assert [(e.epoch, e.stage) for e in events if e.kind == "stage"] == [(0, STAGE_EU), (4, STAGE_EU_AU)]
-    assert out.config.adapt.stage2_start == 4 and out.meta["task"] == "adapt"
+    assert stages == [STAGE_EU] * 2 + [STAGE_EU_AU] * 2
+    assert [(e.epoch, e.stage) for e in events if e.kind == "stage"] == [(0, STAGE_EU), (2, STAGE_EU_AU)]
+    assert out.config.adapt.stage2_start == 2 and out.meta["task"] == "adapt"
     assert out.meta["pretrained"]["sha256"] == load_checkpoint(pretrained).sha256
     assert maps_path(path).exists()
 
@@ -96,7 +96,7 @@ def _stage2_strategy(pretrained, tmp_path):
     data = _slices()
     cfg = _cfg(au_top_k=2)
     hook = AdaptationHook(data, cfg, loaded.config.inference, 0.75, tmp_path / "m.npz", {}, None, None, False)
-    strategy = hook(4, loaded.model)
+    strategy = hook(cfg.stage2_start, loaded.model)
     assert strategy.name == STAGE_EU_AU
     return loaded.model, data, strategy, hook.maps
 
@@ -140,24 +140,24 @@ def test_stage_1_masks_high_eu_patches_more_often(pretrained, tmp_path):
 
 
 def test_resumed_run_ends_with_the_same_weights(pretrained, full_run, tmp_path):
-    """Cancelled after epoch 3 (between the refreshes at 2 and 4), then resumed: the maps of the
-    refresh at epoch 2 come back from the sidecar, so the weights equal an uninterrupted run's."""
+    """Cancelled after epoch 1 (between the refreshes at 0 and 2), then resumed: the maps of the
+    refresh at epoch 0 come back from the sidecar, so the weights equal an uninterrupted run's."""
     full = full_run[0]
     token = CancelToken()
 
-    def cancel_after_epoch_3(ev):
-        if ev.kind == "checkpoint" and ev.epoch == 2:
+    def cancel_after_epoch_1(ev):
+        if ev.kind == "checkpoint" and ev.epoch == 0:
             token.cancel()
 
     with pytest.raises(Cancelled):
         adapt(load_checkpoint(pretrained), _slices(), _cfg(), out_path=tmp_path / "part.pt",
-              progress=cancel_after_epoch_3, cancel=token)
-    assert load_checkpoint(tmp_path / "part.pt").meta["epochs_done"] == 3
+              progress=cancel_after_epoch_1, cancel=token)
+    assert load_checkpoint(tmp_path / "part.pt").meta["epochs_done"] == 1
     events = []
     resumed = adapt(load_checkpoint(pretrained), _slices(), _cfg(), out_path=tmp_path / "part.pt", resume=True,
                     progress=events.append)
-    assert [e.epoch for e in events if e.kind == "message" and "refreshed" in e.message] == [4]
-    assert [r["epoch"] for r in resumed.meta["refreshes"]] == [0, 2, 4]
+    assert [e.epoch for e in events if e.kind == "message" and "refreshed" in e.message] == [2]
+    assert [r["epoch"] for r in resumed.meta["refreshes"]] == [0, 2]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
 

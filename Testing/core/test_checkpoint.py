@@ -156,3 +156,42 @@ def test_resume_refuses_other_data_or_a_finished_model(tmp_path):
     _save(tmp_path / "final.pt")
     with pytest.raises(CheckpointError, match="without training state"):
         train(_model(), data, cfg, strategy=RandomMasking(), checkpoint_path=tmp_path / "final.pt", run_info=info, resume=True)
+
+
+def test_the_shipped_model_loads_and_records_its_training_data():
+    from u2adcore.resources import default_model_path
+
+    path = default_model_path()
+    assert path.is_file(), f"{path} missing: run scripts/build_default_model.sh"
+    assert path.stat().st_size < 20e6
+    loaded = load_checkpoint(path)
+    assert loaded.config.model.preset == "small" and loaded.meta["complete"] and loaded.meta["weights_dtype"] == "float16"
+    studies = loaded.training_data["studies"]
+    assert {"errsm_11", "errsm_18", "errsm_21"} <= set(studies)
+    assert not {"errsm_23", "errsm_24", "sct_example_data"} & set(studies)  # held back for evaluation
+    assert read_checkpoint(path)["train_state"] is None
+
+
+@pytest.mark.realdata
+def test_the_shipped_model_reconstructs_a_held_back_real_cord(errsm):
+    """On a real healthy slice it never saw, the model fills masked cord patches far better than
+    the cord's own visible mean does (a model that learned nothing cannot)."""
+    from u2adcore.config import PreprocessConfig
+    from u2adcore.data.manifest import ManifestEntry
+    from u2adcore.model.patches import patch_to_pixels
+    from u2adcore.resources import default_model_path
+    from u2adcore.training.slices_data import load_entries
+
+    s = errsm["errsm_24"]
+    data = load_entries([ManifestEntry("errsm_24", s["image"], s["cord"])], PreprocessConfig(n_slices=1))
+    model = load_checkpoint(default_model_path()).model
+    x, roi = torch.from_numpy(data.images), torch.from_numpy(data.roi)
+    rp = roi_patches(roi, 8)
+    mask = random_mask(rp, 0.75, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        recon = model(x, rp, mask).image
+    hidden = patch_to_pixels(mask, 8) & roi
+    visible_mean = x[roi & ~hidden].mean()
+    model_mse = ((recon - x)[hidden] ** 2).mean().item()
+    mean_mse = ((visible_mean - x)[hidden] ** 2).mean().item()
+    assert model_mse < 0.5 * mean_mse

@@ -32,26 +32,30 @@ def _data() -> SliceArrays:
     return SliceArrays(rng.random((8, 1, S, S)).astype(np.float32), roi, [SliceInfo("a", i) for i in range(8)])
 
 
-def _train(ctx: DistContext) -> dict:
+def _train(ctx: DistContext) -> tuple[dict, list[float]]:
     torch.manual_seed(0)
     model = EdgeMAE(model_config("tiny", img_size=S))
-    train(model, _data(), CFG, strategy=RandomMasking(), ctx=ctx)
-    return model.state_dict()
+    history = train(model, _data(), CFG, strategy=RandomMasking(), ctx=ctx)
+    return model.state_dict(), history.losses
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        torch.save(_train(DistContext(rank=rank, world_size=world, device=torch.device("cpu"))), f"{out_dir}/rank{rank}.pt")
+        weights, losses = _train(DistContext(rank=rank, world_size=world, device=torch.device("cpu")))
+        torch.save({"weights": weights, "losses": losses}, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
     mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
-    single = _train(DistContext())
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    single, single_losses = _train(DistContext())
+    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    ranks = [r["weights"] for r in results]
+    for r in results:  # every rank reports the loss of the whole global batch
+        assert r["losses"] == pytest.approx(single_losses, rel=1e-5)
     start = EdgeMAE(model_config("tiny", img_size=S)).state_dict()
     assert any(not torch.equal(single[k], start[k]) for k in single)  # the step did change the weights
     # Summation order differs between one and two processes; Adam turns the rounding noise of

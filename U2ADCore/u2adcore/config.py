@@ -104,11 +104,11 @@ class AdaptConfig:
     n_slices: int = 3
     # The CPU schedule: the paper's shape (stage 2 over the last quarter, refreshes in both
     # stages, the LR halved three times) at a cost a 2-core CPU can afford (docs/UNCERTAINTY.md).
-    cpu_epochs: int = 20
-    cpu_stage2_start: int = 15
-    cpu_refresh_every: int = 5
+    cpu_epochs: int = 16
+    cpu_stage2_start: int = 12
+    cpu_refresh_every: int = 4
     cpu_mc_samples: int = 4
-    cpu_lr_step_epochs: int = 5
+    cpu_lr_step_epochs: int = 4
 
 
 @dataclass

@@ -68,9 +68,13 @@ class Environment:
 
 
 def probe(python: str, env: Optional[dict] = None, timeout_s: float = 120.0) -> Environment:
-    """Ask `python` what it has. Raises RuntimeError with the child's message if it cannot run."""
+    """Ask `python` what it has. Raises RuntimeError with the child's message if it cannot run,
+    OSError if there is no such interpreter."""
     script = f"MODULES = {sorted(CORE_PACKAGES)!r}\n{_PROBE}"
-    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, timeout=timeout_s)
+    try:
+        proc = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{python}: checking the worker's packages took more than {timeout_s:g} s") from None
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()
         raise RuntimeError(f"{python}: cannot check the worker's packages: {tail[-1] if tail else 'no message'}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from u2adcore.config import VERTEBRAE
+from u2adcore.errors import InputError
 from u2adcore.io.images import read_image
 from u2adcore.levels.levels import Levels, read_levels
 
@@ -29,10 +30,16 @@ def complete_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") 
     """
     with tempfile.TemporaryDirectory(prefix="u2ad-levels-") as tmp:
         folder = Path(tmp)
-        image_path = mrml.write_node(volume, folder / "image.nii.gz")
-        cord_path = mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id)
-        points_path = mrml.write_node(markups, folder / "levels.mrk.json")
-        levels = read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
+        exported = {
+            mrml.write_node(volume, folder / "image.nii.gz"): volume,
+            mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id): cord,
+            mrml.write_node(markups, folder / "levels.mrk.json"): markups,
+        }
+        image_path, cord_path, points_path = exported
+        try:
+            levels = read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
+        except InputError as exc:  # name the node the user knows, not the temporary file
+            raise InputError(mrml.node_of_path(exc.path, exported), exc.problem) from None
     fill_markups(markups, levels)
     return levels
 

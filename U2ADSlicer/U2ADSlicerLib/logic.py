@@ -77,7 +77,9 @@ class U2ADLogic:
         python: Optional[str] = None,
         timeout_s: Optional[float] = None,
     ) -> Path:
-        """Adapt the model to loaded studies (or a manifest) and save it to `destination` (blocking)."""
-        defaults = Settings()
-        settings = Settings(model_path=str(model or ""), device=device, adapt_epochs=defaults.adapt_epochs if epochs is None else epochs)
+        """Adapt the model to loaded studies (or a manifest) and save it to `destination` (blocking).
+
+        `epochs` None keeps the adaptation schedule's own (short on a CPU, the paper's on a GPU).
+        """
+        settings = Settings(model_path=str(model or ""), device=device, adapt_epochs=epochs or 0)
         return pipeline.adapt(self.scene, studies, Path(destination), settings, on_message=on_message, python=python, timeout_s=timeout_s)

@@ -57,8 +57,12 @@ def _storage_for(node):
     raise TypeError(f"{node.GetName()}: cannot save a {node.GetClassName()}")
 
 
-def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False):
-    """A volume file (.nii.gz, .nrrd, ...) as a scalar or labelmap volume node, with a display node."""
+def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False, detach: bool = False):
+    """A volume file (.nii.gz, .nrrd, ...) as a scalar or labelmap volume node, with a display node.
+
+    `detach` is for temporary files: the node keeps the data but forgets the file, so saving the
+    scene writes it anew instead of pointing at a file that is about to be deleted.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "volume file not found")
@@ -74,6 +78,9 @@ def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool
         scene.RemoveNode(node)
         scene.RemoveNode(storage)
         raise InputError(path, "Slicer could not read this volume")
+    if detach:
+        node.SetAndObserveStorageNodeID(None)
+        scene.RemoveNode(storage)
     node.CreateDefaultDisplayNodes()
     return node
 
@@ -93,6 +100,21 @@ def write_node(node, path: Path) -> Path:
         if not storage.WriteData(node):
             raise InputError(path, f"Slicer could not write {node.GetName()}")
     return path
+
+
+def node_of_path(path: Optional[str], exported: dict) -> Optional[str]:
+    """The name of the node exported to `path` ({Path: node}), or `path` itself if none was."""
+    for file, node in exported.items():
+        if path is not None and Path(path) == Path(file):
+            return node.GetName()
+    return path
+
+
+def readable(message: str, exported: dict) -> str:
+    """Replace exported temporary file paths in a worker message by the names of their nodes."""
+    for file, node in exported.items():
+        message = message.replace(str(file), f"'{node.GetName()}'")
+    return message
 
 
 def export_cord(scene, cord_node, reference_volume, path: Path, segment_id: str = "") -> Path:
@@ -229,7 +251,7 @@ def candidates_segmentation(scene, candidates_path: Path, reference_volume, name
     colour and terminology are set explicitly. No candidate gives an empty segment of that name,
     so the segmentation always says what it is.
     """
-    labels = load_volume(scene, candidates_path, f"{name} labels", labelmap=True)
+    labels = load_volume(scene, candidates_path, f"{name} labels", labelmap=True, detach=True)
     try:
         array = slicer.util.arrayFromVolume(labels)
         array[:] = (array > 0).astype(array.dtype)

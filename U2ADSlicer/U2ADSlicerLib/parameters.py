@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from u2adcore.config import AdaptConfig, InferenceConfig, PreprocessConfig
+from u2adcore.config import InferenceConfig, PreprocessConfig
 
 MODULE_NAME = "U2ADSlicer"
 
@@ -39,7 +39,8 @@ class Settings:
     n_slices: int = PreprocessConfig().n_slices
     cord_segment_id: str = ""
     output_dir: str = ""
-    adapt_epochs: int = AdaptConfig().epochs
+    adapt_epochs: int = 0  # 0: the adaptation schedule's own (AdaptConfig: cpu_epochs on a CPU, epochs on a GPU)
+    adapt_manifest: str = ""  # when set, adapt on this CSV instead of the loaded studies
     adapted_model_path: str = ""
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from u2adcore.config import ScoringConfig
+from u2adcore.config import AdaptConfig, ScoringConfig
 from u2adcore.errors import Cancelled, InputError, U2ADError
 from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
 
 from . import mrml, results
 from .parameters import Inputs, Settings, StudyNodes
-from .worker import WorkerMessage, WorkerProcess, WorkerResult, adapt_command, detect_command, worker_python
+from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, worker_python
 
 RESULT_FOLDER_NAME = "U2AD results"
 
@@ -45,10 +45,11 @@ class DetectionOutputs:
 
 @dataclass
 class Job:
-    """A running worker and the private folder it writes into."""
+    """A running worker, the private folder it writes into, and which node each input file holds."""
 
     worker: WorkerProcess
     workdir: Path
+    exported: dict = field(default_factory=dict)  # {exported file Path: node}, to name nodes in errors
 
     def discard(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -60,7 +61,7 @@ class Job:
 
 @dataclass
 class DetectionJob(Job):
-    inputs: Inputs = None
+    inputs: Inputs = field(default_factory=Inputs)
     settings: Settings = field(default_factory=Settings)
 
     @property
@@ -70,7 +71,7 @@ class DetectionJob(Job):
 
 @dataclass
 class AdaptationJob(Job):
-    destination: Path = None
+    destination: Optional[Path] = None  # where the user wants the adapted model
 
     @property
     def staged_model(self) -> Path:
@@ -90,8 +91,11 @@ def _model_arg(settings: Settings) -> Optional[Path]:
     return model
 
 
-def _export_study(scene, volume, cord, levels, folder: Path, cord_segment_id: str = "") -> dict:
-    """Write one study's nodes as files the worker reads; returns their paths and the levels kind."""
+def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cord_segment_id: str = "") -> dict:
+    """Write one study's nodes as files the worker reads; returns their paths and the levels kind.
+
+    Each written file is recorded in `exported` ({path: node}).
+    """
     if volume is None:
         raise InputError(None, "choose the T2 volume")
     if cord is None:
@@ -106,6 +110,9 @@ def _export_study(scene, volume, cord, levels, folder: Path, cord_segment_id: st
     if levels is not None and levels.GetNumberOfControlPoints() > 0:
         paths["levels_kind"] = mrml.levels_kind(levels)
         paths["levels"] = mrml.write_node(levels, folder / "levels.mrk.json")
+    for key, node in (("image", volume), ("cord", cord), ("levels", levels)):
+        if paths[key] is not None:
+            exported[paths[key]] = node
     return paths
 
 
@@ -116,8 +123,9 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
     """Export the inputs and start `u2ad detect` in the background."""
     model = _model_arg(settings)
     workdir = _workdir()
+    exported: dict = {}
     try:
-        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", settings.cord_segment_id)
+        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", exported, settings.cord_segment_id)
         argv = detect_command(
             python or worker_python(),
             files["image"],
@@ -130,17 +138,18 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
             mc_samples=settings.mc_samples,
             n_slices=settings.n_slices,
         )
-        return DetectionJob(WorkerProcess(argv), workdir, inputs, settings)
+        return DetectionJob(WorkerProcess(argv), workdir, exported, inputs, settings)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
 
 
-def _raise_for(result: WorkerResult) -> None:
+def _raise_for(job: Job) -> None:
+    result = job.worker.result
     if result.status == "cancelled":
         raise Cancelled(result.message or "cancelled")
     if result.status != "done":
-        raise WorkerFailed(result.message)
+        raise WorkerFailed(mrml.readable(result.message, job.exported))
 
 
 def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
@@ -151,7 +160,7 @@ def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
     saved = results.read_result(out_dir / results.RESULT_FILE).get("settings") or {}
     display_max = float((saved.get("scoring") or {}).get("display_max", ScoringConfig().display_max))
     base = volume.GetName()
-    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map")
+    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True)
     mrml.show_anomaly_map(scene, amap, display_max)
     candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates")
     table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
@@ -171,7 +180,7 @@ def keep_files(out_dir: Path, destination: Path) -> Path:
 def finish_detection(scene, job: DetectionJob) -> DetectionOutputs:
     """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up."""
     try:
-        _raise_for(job.worker.result)
+        _raise_for(job)
         outputs = load_detection(scene, job.out_dir, job.inputs.volume)
         if job.settings.output_dir:
             outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / job.inputs.volume.GetName())
@@ -202,13 +211,13 @@ def process(
 # ---------------------------------------------------------------- adaptation
 
 
-def write_manifest(scene, studies: list[StudyNodes], folder: Path) -> Path:
+def write_manifest(scene, studies: list[StudyNodes], folder: Path, exported: dict) -> Path:
     """Export loaded studies and list them in a manifest (docs/ARCHITECTURE.md, data)."""
     if not studies:
         raise InputError(None, "choose at least one study to adapt to")
     rows = []
     for i, study in enumerate(studies):
-        files = _export_study(scene, study.volume, study.cord, study.levels, folder / f"study{i:03d}")
+        files = _export_study(scene, study.volume, study.cord, study.levels, folder / f"study{i:03d}", exported)
         rows.append(
             {
                 "id": study.volume.GetName(),
@@ -227,6 +236,13 @@ def write_manifest(scene, studies: list[StudyNodes], folder: Path) -> Path:
     return manifest
 
 
+def stage2_start_for(epochs: int) -> int:
+    """The epoch where EU+AU starts when the user sets the epochs: the paper's proportion
+    (AdaptConfig.stage2_start / epochs, 150 of 200), so stage 2 always gets its last quarter."""
+    paper = AdaptConfig()
+    return int(epochs * paper.stage2_start / paper.epochs)
+
+
 def start_adaptation(
     scene,
     studies: list[StudyNodes] | Path,
@@ -241,16 +257,19 @@ def start_adaptation(
     if destination.suffix != ".pt":
         raise InputError(destination, "the adapted model must be saved as a .pt file")
     workdir = _workdir()
+    exported: dict = {}
     try:
         if isinstance(studies, Path):
             if not studies.is_file():
                 raise InputError(studies, "manifest not found")
             manifest = studies
         else:
-            manifest = write_manifest(scene, studies, workdir / "studies")
-        job = AdaptationJob(None, workdir, destination)
+            manifest = write_manifest(scene, studies, workdir / "studies", exported)
+        job = AdaptationJob(None, workdir, exported, destination)
+        epochs = settings.adapt_epochs or None
         argv = adapt_command(
-            python or worker_python(), manifest, job.staged_model, model=model, device=settings.device, epochs=settings.adapt_epochs
+            python or worker_python(), manifest, job.staged_model, model=model, device=settings.device,
+            epochs=epochs, stage2_start=None if epochs is None else stage2_start_for(epochs),
         )
         job.worker = WorkerProcess(argv)
         return job
@@ -260,13 +279,17 @@ def start_adaptation(
 
 
 def finish_adaptation(job: AdaptationJob) -> Path:
-    """Move the adapted model to where the user chose (atomically), then clean up."""
+    """Copy the adapted model, and the files named after it (loss curve, uncertainty maps), to
+    where the user chose, each atomically; then clean up."""
     try:
-        _raise_for(job.worker.result)
+        _raise_for(job)
         if not job.staged_model.is_file():
-            raise WorkerFailed(f"{job.staged_model}: the adaptation finished without writing the model")
-        with atomic_path(job.destination) as tmp:
-            shutil.copyfile(job.staged_model, tmp)
+            raise WorkerFailed(f"{job.destination}: the adaptation finished without writing the model")
+        stem = job.staged_model.stem
+        for produced in sorted(job.workdir.glob(f"{stem}*")):
+            target = job.destination.with_name(job.destination.stem + produced.name[len(stem):])
+            with atomic_path(target) as tmp:
+                shutil.copyfile(produced, tmp)
         return job.destination
     finally:
         job.discard()

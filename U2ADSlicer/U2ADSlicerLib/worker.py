@@ -114,12 +114,14 @@ def worker_python() -> str:
 
 
 def worker_env() -> dict:
-    """The child's environment: the bundled U2ADCore first on PYTHONPATH, unbuffered output."""
+    """The child's environment: the bundled U2ADCore first on PYTHONPATH, unbuffered UTF-8 output
+    (the client reads UTF-8 whatever the platform's locale)."""
     env = dict(os.environ)
     bundled = core_dir()
     if bundled is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(bundled), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 
@@ -169,12 +171,15 @@ def adapt_command(
     model: Optional[Path] = None,
     device: str = "auto",
     epochs: Optional[int] = None,
+    stage2_start: Optional[int] = None,
 ) -> list[str]:
-    """argv of `u2ad adapt` on the studies of a manifest."""
+    """argv of `u2ad adapt` on the studies of a manifest (None keeps the schedule's own value)."""
     argv = _base(python, "adapt") + ["--manifest", str(manifest), "--out", str(out_model)]
     argv += _common(model, device)
     if epochs is not None:
         argv += ["--epochs", str(epochs)]
+    if stage2_start is not None:
+        argv += ["--stage2-start", str(stage2_start)]
     return argv
 
 

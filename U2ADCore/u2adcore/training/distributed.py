@@ -67,13 +67,13 @@ def shutdown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def mean_over_ranks(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """Average of a scalar over all ranks (for reporting; gradients are averaged by DDP)."""
+def sum_over_ranks(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum of a scalar over all ranks (for reporting the global loss)."""
     if not ctx.distributed:
         return value
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value / ctx.world_size
+    return value
 
 
 def barrier(ctx: DistContext) -> None:

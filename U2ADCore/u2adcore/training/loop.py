@@ -32,7 +32,7 @@ from ..progress import CancelToken, ProgressCallback, ProgressEvent, emit
 from .augment import augment
 from .checkpoint import build_model, read_checkpoint, save_checkpoint
 from ..io.atomic import atomic_path, write_text
-from .distributed import DistContext, barrier, mean_over_ranks, resolve_device
+from .distributed import DistContext, barrier, resolve_device, sum_over_ranks
 from .slices_data import SliceArrays
 
 EpochHook = Callable[[int, EdgeMAE], Optional[MaskStrategy]]
@@ -104,10 +104,32 @@ def _restore(path: Path, model: EdgeMAE, optimizer, scheduler, data: SliceArrays
             f"resuming needs the same (now {len(data)}, {cfg.seed}, {cfg.batch_size})"
         )
     restored, _ = build_model(payload, path)
+    if restored.cfg != model.cfg:
+        raise CheckpointError(f"{path}: holds a model with other settings than the one being trained")
     model.load_state_dict(restored.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return state["epoch"], History(list(state["history"]))
+
+
+@dataclass
+class _Clock:
+    """Throughput and ETA over the steps run in this process (a resumed run starts afresh)."""
+
+    total_steps: int
+    start: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    images: int = 0
+
+    def tick(self, images: int) -> None:
+        self.steps += 1
+        self.images += images
+
+    def rate(self) -> float:
+        return self.images / max(time.monotonic() - self.start, 1e-9)
+
+    def eta(self, done: int) -> float:
+        return (time.monotonic() - self.start) / max(self.steps, 1) * (self.total_steps - done)
 
 
 def train(
@@ -137,8 +159,7 @@ def train(
     if checkpoint_path is not None and run_info is None:
         raise ValueError("checkpoint_path needs run_info (settings and training-data summary to store)")
     _check_inputs(model, data, cfg, ctx)
-    device = ctx.device
-    model.to(device).train()
+    model.to(ctx.device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
     start_epoch, history = 0, History()
@@ -146,43 +167,27 @@ def train(
         if checkpoint_path is None or not Path(checkpoint_path).exists():
             raise CheckpointError(f"{checkpoint_path}: no checkpoint to resume from")
         start_epoch, history = _restore(Path(checkpoint_path), model, optimizer, scheduler, data, cfg)
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if ctx.distributed else model
+    net = model
+    if ctx.distributed:
+        net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
     report = progress if ctx.is_main else None
-    images = torch.from_numpy(data.images)
-    roi = torch.from_numpy(data.roi)
     steps = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0))
-    total_steps = steps * cfg.epochs
+    clock = _Clock(total_steps=steps * cfg.epochs)
     emit(report, ProgressEvent("start", task=task, epoch=start_epoch, epochs=cfg.epochs, steps=steps,
                                fraction=start_epoch / max(cfg.epochs, 1), stage=strategy.name))
-    run_start, run_steps = time.monotonic(), 0
     for epoch in range(start_epoch, cfg.epochs):
         if epoch_hook is not None:
             strategy = epoch_hook(epoch, model) or strategy
-        epoch_start, losses, seen = time.monotonic(), [], 0
-        for step, idx in enumerate(epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch)):
-            if cancel is not None:
-                cancel.check()
-            loss = _step(net, model, images[idx], roi[idx], idx, cfg, strategy, step_generator(cfg.seed, epoch, step), ctx, optimizer)
-            losses.append(float(mean_over_ranks(loss, ctx)))
-            run_steps += 1
-            seen += len(idx)
-            elapsed = time.monotonic() - run_start
-            done = epoch * steps + step + 1
-            emit(report, ProgressEvent(
-                "step", task=task, stage=strategy.name, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=steps,
-                loss=losses[-1], lr=scheduler.get_last_lr()[0], images_per_s=run_steps * len(idx) / max(elapsed, 1e-9),
-                eta_s=elapsed / run_steps * (total_steps - done), fraction=done / total_steps,
-            ))
-        seconds = time.monotonic() - epoch_start
-        history.epochs.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                               "images_per_s": seen / max(seconds, 1e-9),
-                               "seconds": seconds, "stage": strategy.name})
+        lr = scheduler.get_last_lr()[0]
+        epoch_start = time.monotonic()
+        loss = _run_epoch(net, model, data, cfg, strategy, epoch, lr, ctx, optimizer, clock, cancel, report, task)
+        record = {"epoch": epoch + 1, "loss": loss, "lr": lr, "images_per_s": steps * min(cfg.batch_size, len(data)) /
+                  max(time.monotonic() - epoch_start, 1e-9), "seconds": time.monotonic() - epoch_start, "stage": strategy.name}
+        history.epochs.append(record)
         scheduler.step()
-        emit(report, ProgressEvent("epoch", task=task, stage=strategy.name, epoch=epoch, epochs=cfg.epochs,
-                                   loss=history.epochs[-1]["loss"], lr=history.epochs[-1]["lr"],
-                                   images_per_s=history.epochs[-1]["images_per_s"], fraction=(epoch + 1) / cfg.epochs))
-        last = epoch + 1 == cfg.epochs
-        if checkpoint_path is not None and ctx.is_main and (last or (epoch + 1) % cfg.checkpoint_every == 0):
+        emit(report, ProgressEvent("epoch", task=task, stage=strategy.name, epoch=epoch, epochs=cfg.epochs, loss=loss,
+                                   lr=lr, images_per_s=record["images_per_s"], fraction=(epoch + 1) / cfg.epochs))
+        if checkpoint_path is not None and ctx.is_main and (epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0):
             _save(Path(checkpoint_path), model, run_info, cfg, optimizer, scheduler, epoch + 1, history, len(data), task)
             emit(report, ProgressEvent("checkpoint", task=task, epoch=epoch, epochs=cfg.epochs,
                                        fraction=(epoch + 1) / cfg.epochs, message=str(checkpoint_path)))
@@ -193,24 +198,45 @@ def train(
     return history
 
 
+def _run_epoch(net, model: EdgeMAE, data: SliceArrays, cfg: TrainConfig, strategy: MaskStrategy, epoch: int, lr: float,
+               ctx: DistContext, optimizer, clock: _Clock, cancel: Optional[CancelToken],
+               report: Optional[ProgressCallback], task: str) -> float:
+    """All steps of one epoch; returns the mean global loss."""
+    images, roi = torch.from_numpy(data.images), torch.from_numpy(data.roi)
+    batches = epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch)
+    losses = []
+    for step, idx in enumerate(batches):
+        if cancel is not None:
+            cancel.check()
+        gen = step_generator(cfg.seed, epoch, step)
+        losses.append(float(sum_over_ranks(_step(net, model, images[idx], roi[idx], idx, cfg, strategy, gen, ctx, optimizer), ctx)))
+        clock.tick(len(idx))
+        done = epoch * len(batches) + step + 1
+        emit(report, ProgressEvent(
+            "step", task=task, stage=strategy.name, epoch=epoch, epochs=cfg.epochs, step=step + 1, steps=len(batches),
+            loss=losses[-1], lr=lr, images_per_s=clock.rate(), eta_s=clock.eta(done), fraction=done / clock.total_steps,
+        ))
+    return float(np.mean(losses))
+
+
 def _step(net, model: EdgeMAE, x, roi, idx, cfg: TrainConfig, strategy: MaskStrategy, gen: torch.Generator,
           ctx: DistContext, optimizer) -> torch.Tensor:
-    """One optimisation step on this rank's share of the global batch; returns the global loss
-    (the gradient equals the whole batch's, whatever the number of ranks)."""
+    """One optimisation step on this rank's share of the global batch; returns this rank's part
+    of the global loss (parts sum to it; the gradient equals the whole batch's on any number of ranks)."""
     if cfg.augment:
         x = augment(x, cfg, gen)
     roi_p = roi_patches(roi, model.cfg.patch_size)
     mask = strategy(idx, roi_p, gen)
     denominator = model.loss_weights(roi, mask).sum().to(ctx.device)
-    part = ctx.shard(len(idx))
-    x, roi, roi_p, mask = (t[part].to(ctx.device, non_blocking=True) for t in (x, roi, roi_p, mask))
+    share = ctx.shard(len(idx))
+    x, roi, roi_p, mask = (t[share].to(ctx.device, non_blocking=True) for t in (x, roi, roi_p, mask))
     with _autocast(ctx.device, cfg.amp):
         out = net(x, roi_p, mask)
-    loss = model.loss(x, roi, out, mask, denominator=denominator) * ctx.world_size
+    part = model.loss(x, roi, out, mask, denominator=denominator)  # this rank's share of the global loss
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (part * ctx.world_size).backward()  # DDP averages gradients over ranks; this makes it their sum
     optimizer.step()
-    return loss.detach() / ctx.world_size
+    return part.detach()
 
 
 def _save(path: Path, model: EdgeMAE, run_info: RunInfo, cfg: TrainConfig, optimizer, scheduler, epochs_done: int,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..config import AdaptConfig, InferenceConfig, U2ADConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from ..io.atomic import atomic_path
 from ..model.masking import MaskStrategy, RandomMasking
 from ..model.patches import roi_patches
@@ -41,6 +41,8 @@ from .montecarlo import mc_inference
 STAGE_EU = "EU-guided"
 STAGE_EU_AU = "EU+AU"
 TASK = "adapt"
+# The settings a schedule ("paper" or "cpu") decides.
+SCHEDULE_FIELDS: tuple[str, ...] = ("epochs", "stage2_start", "refresh_every", "mc_samples", "lr_step_epochs")
 
 
 def resolve_schedule(cfg: AdaptConfig, device: torch.device) -> AdaptConfig:
@@ -52,9 +54,32 @@ def resolve_schedule(cfg: AdaptConfig, device: torch.device) -> AdaptConfig:
     if name == "paper":
         return dataclasses.replace(cfg, schedule="paper")
     return dataclasses.replace(
-        cfg, schedule="cpu", epochs=cfg.cpu_epochs, stage2_start=cfg.cpu_stage2_start,
-        refresh_every=cfg.cpu_refresh_every, mc_samples=cfg.cpu_mc_samples, lr_step_epochs=cfg.cpu_lr_step_epochs,
-    )
+        cfg, schedule="cpu", **{k: getattr(cfg, "cpu_" + k) for k in SCHEDULE_FIELDS})
+
+
+def override_schedule(cfg: AdaptConfig, device: torch.device, **values: int) -> AdaptConfig:
+    """Set schedule fields (SCHEDULE_FIELDS) of the schedule that will run on `device`: the
+    cpu_* fields for the CPU schedule, the plain ones for the paper's; "auto" is made concrete."""
+    unknown = sorted(set(values) - set(SCHEDULE_FIELDS))
+    if unknown:
+        raise ValueError(f"not schedule settings: {unknown}")
+    name = resolve_schedule(cfg, device).schedule
+    prefix = "cpu_" if name == "cpu" else ""
+    return dataclasses.replace(cfg, schedule=name, **{prefix + k: v for k, v in values.items()})
+
+
+def check_settings(cfg: AdaptConfig) -> None:
+    """Refuse settings that would fail (or silently do nothing) hours into a run."""
+    problems = [f"{name} must be at least 1, got {getattr(cfg, name)}"
+                for name in ("epochs", "refresh_every", "mc_samples", "batch_size", "lr_step_epochs") if getattr(cfg, name) < 1]
+    if cfg.temperature <= 0:
+        problems.append(f"temperature must be positive, got {cfg.temperature}")
+    if cfg.strategy not in ("random", "eu", "eu+au"):
+        problems.append(f"strategy must be random, eu or eu+au, got {cfg.strategy!r}")
+    if cfg.strategy == "eu+au" and not 0 <= cfg.stage2_start < cfg.epochs:
+        problems.append(f"stage2_start {cfg.stage2_start} must lie in [0, epochs={cfg.epochs}) for the eu+au strategy")
+    if problems:
+        raise InputError("adaptation settings", "; ".join(problems))
 
 
 def stage_of(cfg: AdaptConfig, epoch: int) -> str:
@@ -239,6 +264,7 @@ def adapt(
     out_path = Path(out_path)
     device = resolve_device(cfg.device)
     cfg = resolve_schedule(cfg, device)
+    check_settings(cfg)
     config: U2ADConfig = dataclasses.replace(loaded.config, adapt=cfg)
     train_cfg = dataclasses.replace(
         loaded.config.train, epochs=cfg.epochs, lr=cfg.lr, lr_step_epochs=cfg.lr_step_epochs, lr_gamma=cfg.lr_gamma,

@@ -35,11 +35,12 @@ def scale_scores(scores: torch.Tensor, eligible: torch.Tensor, scaling: Scaling)
     w = eligible.double()
     n = w.sum(dim=1, keepdim=True).clamp_min(1.0)
     mean = (scores * w).sum(dim=1, keepdim=True) / n
+    tiny = torch.finfo(torch.float64).tiny
     if scaling == "mean":
-        scaled = torch.where(mean > 0, scores / mean.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(scores))
+        scaled = torch.where(mean > 0, scores / mean.clamp_min(tiny), torch.zeros_like(scores))
     elif scaling == "zscore":
         std = (((scores - mean) ** 2) * w).sum(dim=1, keepdim=True).div(n).sqrt()
-        scaled = torch.where(std > 0, (scores - mean) / std.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(scores))
+        scaled = torch.where(std > 0, (scores - mean) / std.clamp_min(tiny), torch.zeros_like(scores))
     else:
         raise ValueError(f"unknown EU scaling {scaling!r}; choose 'mean' or 'zscore'")
     return torch.where(eligible, scaled, torch.zeros_like(scaled))
@@ -49,8 +50,8 @@ def gumbel_top_k(logits: torch.Tensor, eligible: torch.Tensor, k: torch.Tensor, 
     """Draw k[b] eligible entries of row b without replacement, with probabilities softmax(logits)
     (successive draws renormalised: the Plackett-Luce model) -> bool [B, L]."""
     u = torch.rand(logits.shape, generator=generator, device=generator.device, dtype=torch.float64).to(logits.device)
-    tiny = torch.finfo(torch.float64).tiny
-    keys = logits.double() - torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-12)))
+    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(torch.float64).tiny)))  # u < 1 always
+    keys = logits.double() + gumbel
     keys = torch.where(eligible, keys, torch.full_like(keys, -torch.inf))
     order = torch.argsort(keys, dim=1, descending=True)
     rank = torch.empty_like(order)

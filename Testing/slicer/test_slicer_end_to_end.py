@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ import vtk
 
 from u2adcore.config import SEGMENTS
 from U2ADSlicerLib import mrml
-from conftest import MODULE_DIR
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "U2ADSlicer"
 
 pytestmark = pytest.mark.realdata
 

@@ -23,6 +23,7 @@ def test_settings_and_node_choices_round_trip_through_a_saved_scene(scene, tmp_p
     levels = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "levels")
     settings = P.Settings(model_path=str(tmp_path / "my model.pt"), device="cpu", mc_samples=3, n_slices=5,
                           cord_segment_id="Segment_1", output_dir=str(tmp_path), adapt_epochs=7,
+                          adapt_manifest=str(tmp_path / "studies.csv"),
                           adapted_model_path=str(tmp_path / "adapted.pt"))
     P.write_settings(node, settings)
     P.write_inputs(node, P.Inputs(volumes[1], cords[0], levels))

@@ -8,11 +8,13 @@ import sys
 import time
 
 import pytest
+import slicer
 
 from u2adcore.progress import ProgressEvent
-from U2ADSlicerLib import pipeline
-from U2ADSlicerLib.parameters import Settings
+from U2ADSlicerLib import mrml, pipeline
+from U2ADSlicerLib.parameters import Inputs, Settings
 from U2ADSlicerLib.worker import WorkerProcess, WorkerSettings, describe_progress, detect_command, parse_line
+from u2adslicer_testdata import write_study
 
 
 def test_progress_done_error_and_cancelled_lines_parse():
@@ -33,6 +35,7 @@ def test_progress_done_error_and_cancelled_lines_parse():
     assert parse_line("   \n") is None
 
 
+@pytest.mark.realdata
 def test_a_missing_cord_file_gives_a_readable_error(tmp_path, errsm, tiny_model):
     missing = tmp_path / "no_such_cord.nii.gz"
     argv = detect_command(sys.executable, errsm["errsm_11"]["image"], missing, tmp_path / "out", model=tiny_model, device="cpu", mc_samples=1)
@@ -68,6 +71,7 @@ def _poll_until_progress(job, limit_s: float) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.realdata
 def test_cancel_stops_a_running_adaptation_and_leaves_no_outputs(tmp_path, scene, errsm, tiny_model):
     subject = errsm["errsm_11"]
     manifest = tmp_path / "studies.csv"
@@ -87,3 +91,40 @@ def test_cancel_stops_a_running_adaptation_and_leaves_no_outputs(tmp_path, scene
         os.kill(job.worker.pid, 0)
     assert not job.workdir.exists()
     assert not destination.exists() and not (destination.parent.exists() and any(destination.parent.iterdir()))
+
+
+def test_a_worker_error_names_the_node_not_the_temporary_file(scene, tmp_path, tiny_model):
+    paths = write_study(tmp_path / "study")
+    volume = mrml.load_volume(scene, paths["image"], "patient T2")
+    cord = mrml.load_volume(scene, paths["cord"], "empty cord", labelmap=True)
+    slicer.util.arrayFromVolume(cord)[:] = 0
+    slicer.util.arrayFromVolumeModified(cord)
+    settings = Settings(model_path=str(tiny_model), device="cpu", mc_samples=1)
+    with pytest.raises(pipeline.WorkerFailed) as failure:
+        pipeline.process(scene, Inputs(volume, cord), settings, python=sys.executable, timeout_s=120)
+    message = str(failure.value)
+    assert message.startswith("'empty cord': ") and "empty" in message[len("'empty cord': "):]
+    assert "u2ad-" not in message  # no temporary path left in what the panel shows
+
+
+@pytest.mark.realdata
+def test_adaptation_on_loaded_studies_saves_the_model_where_asked(scene, tmp_path, errsm, tiny_model):
+    from u2adcore.training.checkpoint import load_checkpoint
+    from U2ADSlicerLib.logic import U2ADLogic
+    from U2ADSlicerLib.parameters import StudyNodes
+
+    subject = errsm["errsm_11"]
+    volume = mrml.load_volume(scene, subject["image"], "errsm_11")
+    cord = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "errsm_11 cord")  # the usual Slicer input
+    labels = mrml.load_volume(scene, subject["cord"], "cord labels", labelmap=True)
+    slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labels, cord)
+    destination = tmp_path / "my models" / "clinic.pt"
+    progress = []
+
+    saved = U2ADLogic(scene).adapt([StudyNodes(volume, cord)], destination, tiny_model, "cpu", epochs=1,
+                                   on_message=progress.append, python=sys.executable, timeout_s=300)
+
+    assert saved == destination and load_checkpoint(destination).config.model.preset == "tiny"
+    assert (tmp_path / "my models" / "clinic_loss.csv").is_file()  # files named after the model follow it
+    assert any(m.event == "progress" and m.progress.task == "adapt" for m in progress)
+    assert not [p for p in destination.parent.iterdir() if p.name.startswith(".")]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from u2adcore.config import AdaptConfig, InferenceConfig, PreprocessConfig
+from U2ADSlicerLib.parameters import Settings
 
 MODULE = Path(__file__).resolve().parents[2] / "U2ADSlicer"
 UI_FILE = MODULE / "Resources" / "UI" / "U2ADSlicer.ui"
@@ -76,7 +77,9 @@ def test_loads_with_qt_ui_loader_and_stand_ins(tree):
     # The designer defaults agree with the typed config (the parameter node overrides them anyway).
     assert root.findChild(QtWidgets.QSpinBox, "mcSamplesSpinBox").value() == InferenceConfig().mc_samples
     assert root.findChild(QtWidgets.QSpinBox, "slicesSpinBox").value() == PreprocessConfig().n_slices
-    assert root.findChild(QtWidgets.QSpinBox, "adaptEpochsSpinBox").value() == AdaptConfig().epochs
+    epochs = root.findChild(QtWidgets.QSpinBox, "adaptEpochsSpinBox")
+    assert epochs.value() == Settings().adapt_epochs == 0 and epochs.specialValueText().startswith("schedule default")
+    assert f"CPU {AdaptConfig().cpu_epochs}, GPU {AdaptConfig().epochs}" in epochs.specialValueText()
     app.processEvents()
 
 

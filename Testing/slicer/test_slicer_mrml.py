@@ -61,6 +61,8 @@ def test_outputs_become_nodes_on_the_input_geometry(study, tmp_path):
     assert display.GetWindowLevelMax() == pytest.approx(written["display_max"])
     assert display.GetColorNode().GetName() == mrml.ANOMALY_COLOUR_NAME
     assert display.GetApplyThreshold() and display.GetLowerThreshold() > 0.0
+    assert out.anomaly_map.GetStorageNode() is None  # the worker's folder is temporary: saving writes anew
+    assert scene.GetNumberOfNodesByClass("vtkMRMLVolumeArchetypeStorageNode") == 2  # the inputs' only
 
 
 def test_candidates_are_one_named_segment_covering_every_label(study, tmp_path):

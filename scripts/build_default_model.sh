@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build the model the package ships, U2ADCore/u2adcore/resources/models/default.pt, in one
+# reproducible command (about 15 min on 2 CPU cores):
+#
+#     bash scripts/build_default_model.sh
+#
+# Training data (healthy only): 6 generated phantom studies (seed 2026) and the real healthy
+# errsm_11, errsm_18 and errsm_21 with their manual cord masks. errsm_23, errsm_24 and
+# sct_example_data are held back for evaluation (benchmarks/bench_context_band.py --evaluate).
+# The checkpoint records the studies, the manifests' sha256 and every setting. Small preset,
+# context band 2, the "cpu" schedule (30 epochs, lr x0.1 every 12), float16 weights.
+# One torch thread (OMP_NUM_THREADS=1 unless set): identical results run to run, and a
+# shared machine stays usable. Intermediate files go to build/default_model/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REALSPINE="${U2AD_REALSPINE:-$(cd .. && pwd)/shared/data/realspine}"
+BUILD="build/default_model"
+TARGET="U2ADCore/u2adcore/resources/models/default.pt"
+PY=.venv/bin/python
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+if [ ! -f "$REALSPINE/SOURCES.md" ]; then
+    echo "real spine data not found at $REALSPINE (set U2AD_REALSPINE)" >&2
+    exit 2
+fi
+mkdir -p "$BUILD"
+
+"$PY" -m u2adcore --progress none phantom --out "$BUILD/phantoms" --n 6 --seed 2026 --lesions 0 --overwrite
+
+"$PY" - "$REALSPINE" "$BUILD/realspine_train.csv" <<'PYEOF'
+import sys
+from pathlib import Path
+from u2adcore.data.manifest import ManifestEntry, write_manifest
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+entries = [ManifestEntry(s, root / "sct_2014_errsm" / s / "t2.nii.gz", root / "sct_2014_errsm" / s / "t2_manual_segmentation.nii.gz")
+           for s in ("errsm_11", "errsm_18", "errsm_21")]
+write_manifest(entries, out)
+PYEOF
+
+"$PY" -m u2adcore pretrain \
+    --manifest "$BUILD/phantoms/manifest.csv" --manifest "$BUILD/realspine_train.csv" \
+    --out "$BUILD/default.pt" --preset small --context-band 2 --schedule cpu --seed 0 \
+    --device cpu --ship --overwrite
+
+cp "$BUILD/default.pt" "$TARGET.part"
+mv -f "$TARGET.part" "$TARGET"
+echo "wrote $TARGET ($(du -h "$TARGET" | cut -f1)); loss curve: $BUILD/default_loss.png"
