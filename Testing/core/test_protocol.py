@@ -8,7 +8,7 @@ import pytest
 
 from u2adcore.config import EvaluationConfig
 from u2adcore.evaluation.calibrate import PixelScores, StudyRecord, choose_thresholds
-from u2adcore.evaluation.protocol import cross_validate, markdown_table, stratified_folds
+from u2adcore.evaluation.protocol import cross_validate, format_mean_std, markdown_table, stratified_folds
 
 SEGS = ("C2-C3", "C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1")
 
@@ -116,3 +116,9 @@ def test_markdown_table_layout():
     assert lines[0].startswith("| method | patient acc | patient F1 | patient spec | segment F1 | segment recall | segment spec")
     assert len(lines) == 4 and lines[2].startswith("| u2ad | 1.000 ± 0.000")
     assert "pixel AUROC" not in lines[0]  # no method had lesion masks
+
+
+def test_mean_std_format_keeps_tiny_values_readable():
+    assert format_mean_std(0.7744, 0.0123, 5) == "0.774 ± 0.012"
+    assert format_mean_std(3.2e-5, 1.1e-6, 5) == "3.20e-05 ± 1.1e-06"
+    assert format_mean_std(float("nan"), float("nan"), 0) == "–"

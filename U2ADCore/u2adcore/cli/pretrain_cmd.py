@@ -32,7 +32,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=ModelConfig.preset, help="model size: tiny, small (default) or paper")
     p.add_argument("--context-band", type=_band, default=ModelConfig.context_band, metavar="N|none",
                    help="patches around the cord the model sees (none = the whole image; default %(default)s)")
-    p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (30 epochs, x0.1 every 12)")
+    p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (25 epochs, x0.1 every 10)")
     p.add_argument("--epochs", type=int, help="override the schedule's number of epochs")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="global batch size (default %(default)s)")
     p.add_argument("--lr", type=float, default=TrainConfig.lr, help="initial learning rate (default %(default)s)")

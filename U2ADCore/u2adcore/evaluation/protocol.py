@@ -148,7 +148,12 @@ def cross_validate(records: list[StudyRecord], cfg: EvaluationConfig) -> CVResul
 
 
 def format_mean_std(mean: float, std: float, n: int) -> str:
-    return "–" if n == 0 else f"{mean:.3f} ± {std:.3f}"
+    """Three decimals like the paper; values too small for that (mean EU) in scientific notation."""
+    if n == 0:
+        return "–"
+    if mean != 0 and abs(mean) < 1e-3:
+        return f"{mean:.2e} ± {std:.1e}"
+    return f"{mean:.3f} ± {std:.3f}"
 
 
 def markdown_table(results: dict[str, CVResult]) -> str:

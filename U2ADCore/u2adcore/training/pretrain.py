@@ -24,7 +24,7 @@ from .slices_data import SliceArrays, concat, load_entries
 # compressed for a laptop-class CPU (used for the shipped model).
 SCHEDULES: dict[str, dict] = {
     "paper": {},
-    "cpu": {"epochs": 30, "lr_step_epochs": 12},
+    "cpu": {"epochs": 25, "lr_step_epochs": 10},
 }
 
 

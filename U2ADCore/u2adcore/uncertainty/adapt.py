@@ -272,6 +272,8 @@ def adapt(
     )
     meta = {"task": TASK, "strategy": cfg.strategy, "schedule": cfg.schedule,
             "pretrained": {"path": str(loaded.path), "sha256": loaded.sha256}}
+    if not resume:  # a fresh run: maps of an earlier run at this path would be mistaken for ours
+        maps_path(out_path).unlink(missing_ok=True)
     hook = AdaptationHook(data, cfg, loaded.config.inference, loaded.model.cfg.mask_ratio, maps_path(out_path),
                           meta, progress, cancel, resume)
     run_info = RunInfo(config, training_data if training_data is not None else data.summary(), meta)
