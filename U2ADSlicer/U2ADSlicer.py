@@ -24,7 +24,7 @@ from U2ADSlicerLib import dependencies, landmarks, mrml, parameters, pipeline
 from U2ADSlicerLib.logic import U2ADLogic
 from U2ADSlicerLib.worker import describe_progress, worker_env, worker_python
 
-from u2adcore.config import VERTEBRAE
+from u2adcore.config import VERTEBRAE, AdaptConfig
 from u2adcore.errors import Cancelled, U2ADError
 
 POLL_MS = 200  # how often the panel reads the worker's progress
@@ -111,6 +111,8 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.firstLandmarkComboBox.currentText = DEFAULT_LANDMARKS[0]
         self.ui.secondLandmarkComboBox.currentText = DEFAULT_LANDMARKS[1]
         self.ui.deviceComboBox.addItem("Auto", "auto")
+        schedule = AdaptConfig()
+        self.ui.adaptEpochsSpinBox.specialValueText = f"schedule default (CPU {schedule.cpu_epochs}, GPU {schedule.epochs})"
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)

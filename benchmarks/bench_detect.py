@@ -13,7 +13,7 @@ the same weights, K = 10; they differ only in how Monte-Carlo inference is done:
 Times are wall-clock after start-up (imports, first model load and one warm-up detection are
 excluded); peak memory is the process's maximum resident set after the timed runs of our path.
 
-    .venv/bin/python benchmarks/bench_detect.py [--model MODEL.pt] [--repeats 3] [--slices 1]
+    .venv/bin/python benchmarks/bench_detect.py [--model MODEL.pt] [--repeats 3] [--slices 1] [--threads N]
 """
 from __future__ import annotations
 
@@ -113,7 +113,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed detections of our path (median reported)")
     parser.add_argument("--slices", type=int, default=1, help="sagittal slices analysed (default 1, the paper's)")
     parser.add_argument("--K", type=int, default=10, help="Monte-Carlo reconstructions per patch (default 10)")
+    parser.add_argument("--threads", type=int, help="torch threads for both paths (default: torch's, one per core)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from u2adcore.config import U2ADConfig
     from u2adcore.detect import detect_study

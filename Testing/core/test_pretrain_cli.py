@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -65,6 +66,22 @@ def test_usage_errors(phantoms, tmp_path, capsys):
     assert main(["pretrain", "--manifest", str(phantoms), "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
     assert "study id 'phantom_000' is also listed" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_pretrain_on_a_spine_generic_folder(phantoms, tmp_path):
+    """The BIDS layout of Spine Generic (built here from two phantom studies) is read directly."""
+    root = tmp_path / "spine-generic"
+    for i, sub in enumerate(("sub-01", "sub-02")):
+        anat, labels = root / sub / "anat", root / "derivatives" / "labels" / sub / "anat"
+        anat.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        shutil.copy(phantoms.parent / f"phantom_{i:03d}_image.nii.gz", anat / f"{sub}_T2w.nii.gz")
+        shutil.copy(phantoms.parent / f"phantom_{i:03d}_cord.nii.gz", labels / f"{sub}_T2w_seg-manual.nii.gz")
+    out = tmp_path / "sg.pt"
+    assert main(["--progress", "none", "pretrain", "--spine-generic", str(root), "--out", str(out), *FAST]) == 0
+    data = load_checkpoint(out).training_data
+    assert data["n_studies"] == 2 and len(data["studies"]) == 2
+    assert [(s["kind"], s["path"], s["n_studies"]) for s in data["sources"]] == [("spine-generic", str(root), 2)]
 
 
 @pytest.mark.realdata

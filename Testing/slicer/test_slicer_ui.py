@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from u2adcore.config import AdaptConfig, InferenceConfig, PreprocessConfig
+from u2adcore.config import InferenceConfig, PreprocessConfig
 from U2ADSlicerLib.parameters import Settings
 
 MODULE = Path(__file__).resolve().parents[2] / "U2ADSlicer"
@@ -78,8 +78,7 @@ def test_loads_with_qt_ui_loader_and_stand_ins(tree):
     assert root.findChild(QtWidgets.QSpinBox, "mcSamplesSpinBox").value() == InferenceConfig().mc_samples
     assert root.findChild(QtWidgets.QSpinBox, "slicesSpinBox").value() == PreprocessConfig().n_slices
     epochs = root.findChild(QtWidgets.QSpinBox, "adaptEpochsSpinBox")
-    assert epochs.value() == Settings().adapt_epochs == 0 and epochs.specialValueText().startswith("schedule default")
-    assert f"CPU {AdaptConfig().cpu_epochs}, GPU {AdaptConfig().epochs}" in epochs.specialValueText()
+    assert epochs.value() == Settings().adapt_epochs == 0 and epochs.specialValueText() == "schedule default"
     app.processEvents()
 
 

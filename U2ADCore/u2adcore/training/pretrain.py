@@ -23,7 +23,7 @@ from .slices_data import SliceArrays, concat, load_entries
 # Named schedules: "paper" = the paper's 200 epochs with x0.1 every 50; "cpu" = the same shape
 # compressed for a laptop-class CPU (used for the shipped model).
 SCHEDULES: dict[str, dict] = {
-    "paper": {},
+    "paper": {"epochs": 200, "lr_step_epochs": 50},
     "cpu": {"epochs": 25, "lr_step_epochs": 10},
 }
 
