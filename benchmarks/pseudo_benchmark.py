@@ -60,30 +60,32 @@ SUBJECTS: dict[str, dict] = {
     "sct_example": {"dir": "sct_example_data/t2", "image": "t2.nii.gz", "cord": "t2_seg.nii.gz",
                     "levels": "labels_DERIVED-from-2014-grid.nii.gz"},
 }
-# Healthy studies the DAE is trained on: the shipped model's real pretraining subjects.
+# The shipped model's pretraining studies (scripts/build_default_model.sh), on which the DAE is
+# trained too: real subjects, and the phantom set (number, seed) of `u2ad phantom --lesions 0`.
 DAE_SUBJECTS = ("errsm_11", "errsm_18", "errsm_21")
+PRETRAIN_PHANTOMS = (6, 2026)
 
 
 @dataclass(frozen=True)
 class Profile:
     """Schedules of one run. "cpu" fits 2 CPU cores in under 30 minutes: AdaptConfig's CPU
     schedule shortened to 12 epochs (EU+AU stage from 9, EU refreshed every 3, K = 4), the DAE on
-    pretraining's CPU schedule with 10 slices per subject, K = 4 at inference. "paper" is the
+    pretraining's CPU schedule with 5 slices per study, K = 4 at inference. "paper" is the
     paper's: 200 adaptation epochs (stage 2 from 150, EU refreshed every 10, K = 10), the DAE 200
-    epochs on 30 slices per subject, K = 10 at inference."""
+    epochs on 30 slices per study, K = 10 at inference."""
 
     mc_samples: int  # inference
     adapt_schedule: str  # AdaptConfig.schedule
     adapt_overrides: dict  # schedule fields changed from that schedule's defaults
     dae_epochs: int
     dae_lr_step: int
-    dae_slices: int  # sagittal slices per healthy subject
+    dae_slices: int  # sagittal slices per healthy study
 
 
 PROFILES = {
     "cpu": Profile(mc_samples=4, adapt_schedule="cpu",
                    adapt_overrides={"epochs": 12, "stage2_start": 9, "refresh_every": 3, "lr_step_epochs": 4},
-                   dae_epochs=30, dae_lr_step=12, dae_slices=10),
+                   dae_epochs=30, dae_lr_step=12, dae_slices=5),
     "paper": Profile(mc_samples=10, adapt_schedule="paper", adapt_overrides={},
                      dae_epochs=200, dae_lr_step=50, dae_slices=30),
 }
@@ -209,20 +211,20 @@ def benchmark_slices(studies: list[BenchStudy], cfg: U2ADConfig):
     return concat(from_prepared(prepare_slices(b.study, dataclasses.replace(pre, slices=[b.slice_index]))) for b in studies)
 
 
-def healthy_training_slices(realspine: Path, n_slices: int, cfg: U2ADConfig):
-    """The DAE's training set: the shipped model's real pretraining subjects, `n_slices` each
-    centred on the mid-sagittal slice."""
-    from u2adcore.io.study import load_study
-    from u2adcore.training.slices_data import concat, from_prepared
-    from u2adcore.volume.preprocess import prepare_slices
+def healthy_training_slices(realspine: Path, n_slices: int, cfg: U2ADConfig, folder: Path):
+    """The DAE's training set: the shipped model's pretraining studies (scripts/build_default_model.sh:
+    phantoms of PRETRAIN_PHANTOMS, errsm_11/18/21), `n_slices` each around the mid-sagittal slice."""
+    from u2adcore.data.manifest import ManifestEntry, read_manifest
+    from u2adcore.data.phantom import write_phantom_set
+    from u2adcore.training.slices_data import load_entries
 
-    pre = dataclasses.replace(cfg.preprocess, n_slices=n_slices)
-    parts = []
-    for name in DAE_SUBJECTS:
-        d = realspine / "sct_2014_errsm" / name
-        study = load_study(d / "t2.nii.gz", d / "t2_manual_segmentation.nii.gz", study_id=name)
-        parts.append(from_prepared(prepare_slices(study, pre)))
-    return concat(parts)
+    n, seed = PRETRAIN_PHANTOMS
+    manifest = folder / "manifest.csv"
+    if not manifest.exists():
+        write_phantom_set(folder, n, seed, 0.0, overwrite=True)
+    root = realspine / "sct_2014_errsm"
+    real = [ManifestEntry(s, root / s / "t2.nii.gz", root / s / "t2_manual_segmentation.nii.gz") for s in DAE_SUBJECTS]
+    return load_entries(read_manifest(manifest) + real, dataclasses.replace(cfg.preprocess, n_slices=n_slices))
 
 
 def adapted_model(start: Path, data, strategy: str, profile: Profile, device: str, path: Path, log: Callable) -> Path:
@@ -258,14 +260,14 @@ def random_init_model(pretrained: Path, path: Path, seed: int) -> Path:
 
 
 def dae_model(realspine: Path, profile: Profile, device: str, path: Path, log: Callable) -> Path:
-    """The DAE baseline trained (strategy 1) on the shipped model's real pretraining subjects."""
+    """The DAE baseline trained (strategy 1) on the shipped model's pretraining studies."""
     from u2adcore.methods.dae import save_dae, train_dae
 
     if path.exists():
         log(f"reusing {path}")
         return path
     cfg = base_config(device, 1)
-    data = healthy_training_slices(realspine, profile.dae_slices, cfg)
+    data = healthy_training_slices(realspine, profile.dae_slices, cfg, path.parent / "pretrain_phantoms")
     train = dataclasses.replace(TrainConfig(), epochs=profile.dae_epochs, lr_step_epochs=profile.dae_lr_step, device=device)
     t0 = time.monotonic()
     model, _ = train_dae(data, train, DAEConfig())
@@ -321,6 +323,9 @@ def runs(args: argparse.Namespace, studies: list[BenchStudy], profile: Profile, 
 
 
 def run(args: argparse.Namespace) -> dict[str, CVResult]:
+    from u2adcore.resources import default_model_path
+    from u2adcore.training.checkpoint import file_sha256
+
     profile = PROFILES[args.profile]
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -337,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, CVResult]:
     settings = {"profile": dataclasses.asdict(profile), "evaluation": to_dict(eval_cfg), "seed": args.seed,
                 "offsets": list(args.offsets), "contrasts": list(args.contrasts), "phantoms": args.phantoms,
                 "phantom_seed": args.phantom_seed, "n_studies": len(studies), "n_positive": n_pos,
-                "model": str(args.model or "shipped")}
+                "model": str(args.model or "shipped"), "model_sha256": file_sha256(args.model or default_model_path())}
     for r in selected:
         t0 = time.monotonic()
         records = score_all(studies, r.method(), r.cfg)

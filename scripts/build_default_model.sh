@@ -44,5 +44,6 @@ PYEOF
     --device cpu --ship --overwrite
 
 cp "$BUILD/default.pt" "$TARGET.part"
+chmod 644 "$TARGET.part"  # a package file: readable by every user
 mv -f "$TARGET.part" "$TARGET"
 echo "wrote $TARGET ($(du -h "$TARGET" | cut -f1)); loss curve: $BUILD/default_loss.png"

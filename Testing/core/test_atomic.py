@@ -49,3 +49,12 @@ def test_staged_dir_moves_everything_on_success(tmp_path):
         (stage / "sub" / "b.txt").write_text("2")
     assert (out / "a.txt").read_text() == "1" and (out / "sub" / "b.txt").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
+
+
+def test_atomic_files_get_the_ordinary_mode(tmp_path):
+    import os
+
+    write_text(tmp_path / "r.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~mask

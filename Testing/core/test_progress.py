@@ -33,3 +33,8 @@ def test_cancel_token():
     assert token.cancelled
     with pytest.raises(Cancelled):
         token.check()
+
+
+def test_jsonl_progress_follows_redirected_stdout(capsys):
+    JsonLinesProgress()(ProgressEvent(kind="epoch", task="pretrain", epoch=1, epochs=2))
+    assert json.loads(capsys.readouterr().out)["epoch"] == 1

@@ -38,12 +38,17 @@ def _ijk_to_ras(node) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def run(module_scene, errsm, tiny_model, tmp_path_factory):
+def run(module_scene, errsm, tmp_path_factory):
+    """The shipped model (no --model), K = 2 to keep it quick."""
+    from u2adcore.resources import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.fail(f"the shipped model is missing: {default_model_path()}")
     subject = errsm["errsm_11"]
     out = tmp_path_factory.mktemp("batch") / "out"
     argv = ["--image", str(subject["image"]), "--cord", str(subject["cord"]),
             "--levels", str(subject["landmarks"]), "--levels-kind", "bodies",
-            "--out", str(out), "--model", str(tiny_model), "--device", "cpu", "--mc", "2"]
+            "--out", str(out), "--device", "cpu", "--mc", "2"]
     script = _load_batch_script()
     code = script.main(argv, module_scene, python=sys.executable)
     node = lambda cls, name: module_scene.GetFirstNode(name, cls)
@@ -110,6 +115,7 @@ def test_candidates_table_and_chart(run):
     assert names == ["AnoCurve"] + [f"{b} centre" for b in ("C2", "C3", "C4", "C5", "C6", "C7", "T1")]
     curve = slicer.util.arrayFromTableColumn(chart.GetNthPlotSeriesNode(0).GetTableNode(), "anomaly")
     assert curve.max() == pytest.approx(result["patient_score"], rel=1e-5)
+    assert result["method"]["model_path"].endswith("default.pt")  # the shipped model, found by the worker itself
 
 
 def test_outputs_sit_beside_the_input_in_the_subject_hierarchy(run):

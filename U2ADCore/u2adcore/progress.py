@@ -71,8 +71,9 @@ def _fmt_time(seconds: Optional[float]) -> str:
 class TerminalProgress:
     """A one-line progress bar on a terminal (stderr); plain lines when not a TTY."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 24, min_interval_s: float = 0.5):
-        self.stream, self.width, self.min_interval_s = stream, width, min_interval_s
+    def __init__(self, stream: Optional[TextIO] = None, width: int = 24, min_interval_s: float = 0.5):
+        self.stream = stream or sys.stderr
+        self.width, self.min_interval_s = width, min_interval_s
         self._last = 0.0
         self._tty = hasattr(stream, "isatty") and stream.isatty()
 
@@ -107,12 +108,13 @@ class TerminalProgress:
 class JsonLinesProgress:
     """Structured progress for the Slicer worker protocol: one JSON object per line on stdout."""
 
-    def __init__(self, stream: TextIO = sys.stdout):
-        self.stream = stream
+    def __init__(self, stream: Optional[TextIO] = None):
+        self.stream = stream  # None: whatever sys.stdout is at the time of each event
 
     def __call__(self, ev: ProgressEvent) -> None:
-        self.stream.write(ev.to_json() + "\n")
-        self.stream.flush()
+        stream = self.stream or sys.stdout
+        stream.write(ev.to_json() + "\n")
+        stream.flush()
 
 
 def emit(callback: Optional[ProgressCallback], event: ProgressEvent) -> None:

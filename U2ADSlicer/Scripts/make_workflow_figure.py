@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
     ax.axis("off")
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01, label=f"anomaly (0 – {display_max:g})")
 
-    ax = fig.add_axes([0.36, 0.14, 0.32, 0.74])
+    ax = fig.add_axes([0.42, 0.14, 0.27, 0.74])
     for k in range(chart.GetNumberOfPlotSeriesNodes()):
         series = chart.GetNthPlotSeriesNode(k)
         x = slicer.util.arrayFromTableColumn(series.GetTableNode(), series.GetXColumnName())
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     ax.set_title("Plot chart: AnoCurve with segment borders", fontsize=9)
     ax.tick_params(labelsize=8)
 
-    ax = fig.add_axes([0.71, 0.14, 0.28, 0.74])
+    ax = fig.add_axes([0.72, 0.14, 0.27, 0.74])
     ax.axis("off")
     cells = [[table.GetCellText(r, 0), table.GetCellText(r, 1)[:6], table.GetCellText(r, 3)] for r in range(table.GetNumberOfRows())]
     tab = ax.table(cellText=cells, colLabels=["Segment", "Score", "Verdict"], loc="upper center", cellLoc="left")
