@@ -79,13 +79,15 @@ def test_cancel_stops_a_running_adaptation_and_leaves_no_outputs(tmp_path, scene
     destination = tmp_path / "models" / "adapted.pt"
     settings = Settings(model_path=str(tiny_model), device="cpu", adapt_epochs=500)
     job = pipeline.start_adaptation(scene, manifest, destination, settings, python=sys.executable)
-
-    _poll_until_progress(job, limit_s=90)
-    assert job.worker.last_progress is not None, f"no progress before the limit: {job.worker.result}"
-    assert not job.worker.finished
-    start = time.monotonic()
-    job.cancel()
-    assert time.monotonic() - start < 6.0
+    try:
+        _poll_until_progress(job, limit_s=90)
+        assert job.worker.last_progress is not None, f"no progress before the limit: {job.worker.result}"
+        assert not job.worker.finished
+        start = time.monotonic()
+        job.cancel()
+        assert time.monotonic() - start < 6.0
+    finally:
+        job.cancel()  # a no-op after the cancel above; cleans up if an assertion failed first
     assert job.worker.result.status == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.kill(job.worker.pid, 0)
