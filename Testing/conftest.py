@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# One thread per process: the suite runs many tiny models (and worker subprocesses, which
+# inherit this), where thread start-up costs more than it saves; results are also steadier.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 REALSPINE = Path(os.environ.get("U2AD_REALSPINE", REPO.parent / "shared" / "data" / "realspine"))
 

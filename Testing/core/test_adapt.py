@@ -22,10 +22,21 @@ from u2adcore.uncertainty.adapt import (
     AdaptationHook,
     adapt,
     maps_path,
+    override_schedule,
     resolve_schedule,
 )
 
 N_SLICES = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core CI runner two threads wait
+    on each other (several times slower); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _slices() -> SliceArrays:
@@ -173,3 +184,13 @@ def test_schedule_follows_the_device():
     assert forced.epochs == 200
     with pytest.raises(ValueError, match="unknown adaptation schedule 'fast'"):
         resolve_schedule(dataclasses.replace(cfg, schedule="fast"), torch.device("cpu"))
+
+
+def test_changing_epochs_alone_keeps_the_stage_proportions():
+    cfg = AdaptConfig()
+    paper = resolve_schedule(override_schedule(AdaptConfig(schedule="paper"), torch.device("cpu"), epochs=8), torch.device("cpu"))
+    assert (paper.epochs, paper.stage2_start) == (8, 6)  # paper: 150 of 200
+    cpu = resolve_schedule(override_schedule(cfg, torch.device("cpu"), epochs=1), torch.device("cpu"))
+    assert (cpu.epochs, cpu.stage2_start) == (1, 0)
+    explicit = resolve_schedule(override_schedule(cfg, torch.device("cpu"), epochs=10, stage2_start=9), torch.device("cpu"))
+    assert explicit.stage2_start == 9

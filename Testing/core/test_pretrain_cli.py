@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from u2adcore.cli.main import main
 from u2adcore.data.manifest import ManifestEntry, write_manifest
@@ -15,6 +17,16 @@ from u2adcore.data.phantom import write_phantom_set
 from u2adcore.training.checkpoint import load_checkpoint, read_checkpoint
 
 FAST = ["--preset", "tiny", "--context-band", "1", "--epochs", "1", "--n-slices", "2", "--batch-size", "2", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP
+    threads waiting for each other made these tests several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +42,8 @@ def test_pretrain_writes_a_loadable_checkpoint_with_its_provenance(phantoms, tmp
     out = tmp_path / "model.pt"
     # A separate process, as the Slicer module runs it: the JSON-lines stream is its stdout.
     proc = subprocess.run([sys.executable, "-m", "u2adcore", "--progress", "jsonl", "pretrain", "--manifest", str(phantoms),
-                           "--out", str(out), *FAST], capture_output=True, text=True, timeout=300)
+                           "--out", str(out), *FAST], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     events = _jsonl(proc.stdout)
     assert events[-1] == {"event": "done", "outputs": {"model": str(out), "loss_csv": str(tmp_path / "model_loss.csv"),

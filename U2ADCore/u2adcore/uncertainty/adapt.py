@@ -59,11 +59,16 @@ def resolve_schedule(cfg: AdaptConfig, device: torch.device) -> AdaptConfig:
 
 def override_schedule(cfg: AdaptConfig, device: torch.device, **values: int) -> AdaptConfig:
     """Set schedule fields (SCHEDULE_FIELDS) of the schedule that will run on `device`: the
-    cpu_* fields for the CPU schedule, the plain ones for the paper's; "auto" is made concrete."""
+    cpu_* fields for the CPU schedule, the plain ones for the paper's; "auto" is made concrete.
+    Changing `epochs` alone moves `stage2_start` with it."""
     unknown = sorted(set(values) - set(SCHEDULE_FIELDS))
     if unknown:
         raise ValueError(f"not schedule settings: {unknown}")
-    name = resolve_schedule(cfg, device).schedule
+    resolved = resolve_schedule(cfg, device)
+    if "epochs" in values and "stage2_start" not in values:
+        # A shorter or longer run keeps the schedule's proportions (paper: stage 2 from 3/4 on).
+        values["stage2_start"] = int(values["epochs"] * resolved.stage2_start / resolved.epochs)
+    name = resolved.schedule
     prefix = "cpu_" if name == "cpu" else ""
     return dataclasses.replace(cfg, schedule=name, **{prefix + k: v for k, v in values.items()})
 
