@@ -16,7 +16,6 @@ with single masks and with Monte-Carlo inference (K = 10, the detection path).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile

@@ -9,7 +9,7 @@
 # sct_example_data are held back for evaluation (benchmarks/bench_context_band.py --evaluate).
 # The checkpoint records the studies, the manifests' sha256 and every setting. Small preset,
 # context band 4, the "cpu" schedule (25 epochs, lr x0.1 every 10), float16 weights.
-# One torch thread (OMP_NUM_THREADS=1 unless set): identical results run to run, and a
+# One torch thread (OMP_NUM_THREADS=1 unless set): identical weights run to run, and a
 # shared machine stays usable. Intermediate files go to build/default_model/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -46,11 +46,15 @@ class SliceArrays:
         return {"n_studies": len(self.studies()), "n_slices": len(self), "studies": self.studies()}
 
 
-def from_prepared(slices: Sequence, min_roi_pixels: int = 1) -> SliceArrays:
-    """Stack `PreparedSlice`s, keeping those with at least `min_roi_pixels` cord pixels."""
-    kept = [s for s in slices if int(s.roi.sum()) >= min_roi_pixels]
+def _empty() -> SliceArrays:
+    return SliceArrays(np.zeros((0, 1, 0, 0), np.float32), np.zeros((0, 1, 0, 0), bool), [])
+
+
+def from_prepared(slices: Sequence) -> SliceArrays:
+    """Stack `PreparedSlice`s, keeping those with any cord pixel."""
+    kept = [s for s in slices if s.roi.any()]
     if not kept:
-        return SliceArrays(np.zeros((0, 1, 0, 0), np.float32), np.zeros((0, 1, 0, 0), bool), [])
+        return _empty()
     return SliceArrays(
         images=np.stack([s.image for s in kept])[:, None].astype(np.float32),
         roi=np.stack([s.roi for s in kept])[:, None].astype(bool),
@@ -61,7 +65,7 @@ def from_prepared(slices: Sequence, min_roi_pixels: int = 1) -> SliceArrays:
 def concat(parts: Iterable[SliceArrays]) -> SliceArrays:
     parts = [p for p in parts if len(p)]
     if not parts:
-        return SliceArrays(np.zeros((0, 1, 0, 0), np.float32), np.zeros((0, 1, 0, 0), bool), [])
+        return _empty()
     return SliceArrays(
         images=np.concatenate([p.images for p in parts]),
         roi=np.concatenate([p.roi for p in parts]),
