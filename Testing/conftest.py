@@ -15,6 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 REALSPINE = Path(os.environ.get("U2AD_REALSPINE", REPO.parent / "shared" / "data" / "realspine"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The same for this process, whatever imported torch first."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def realspine() -> Path:
     """Root of the real healthy spine MRI set; skips when it is absent."""

@@ -29,16 +29,6 @@ from u2adcore.uncertainty.adapt import (
 N_SLICES = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core CI runner two threads wait
-    on each other (several times slower); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _slices() -> SliceArrays:
     """Smooth 64 x 64 images with a vertical cord band; half of them carry a bright blob in it."""
     from scipy.ndimage import gaussian_filter

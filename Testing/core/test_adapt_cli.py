@@ -20,16 +20,6 @@ FAST = ["--schedule", "cpu", "--epochs", "2", "--stage2-start", "1", "--refresh-
         "--n-slices", "1", "--batch-size", "2", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny model gains nothing from threads, and on a busy 2-core CI runner two threads wait
-    on each other (several times slower); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Two healthy phantom studies and a tiny pretrained model (256 x 256 like the real one)."""

@@ -23,16 +23,6 @@ S = 32
 MC = model_config("tiny", img_size=S)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP
-    threads waiting for each other made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n=8):
     rng = np.random.default_rng(0)
     roi = np.zeros((n, 1, S, S), bool)

@@ -66,6 +66,16 @@ def test_a_checkpoint_whose_preset_does_not_match_its_weights_is_reported(setup,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_missing_cord_file_is_reported_before_the_model_is_read(setup, tmp_path, capsys):
+    args = _detect_args(setup, tmp_path / "out")
+    args[args.index("--cord") + 1] = str(tmp_path / "no_cord.nii.gz")
+    args[args.index("--model") + 1] = str(tmp_path / "no_model.pt")  # would fail too, if it were read first
+    assert main(["--progress", "jsonl", *args]) == 2
+    message = _jsonl(capsys.readouterr().out)[-1]["message"]
+    assert "no_cord.nii.gz" in message and "no_model.pt" not in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_levels_outside_the_image_are_refused_with_the_file_named(setup, tmp_path, capsys):
     discs = sitk.ReadImage(str(setup["discs"]))
     discs.SetOrigin(tuple(o + 400.0 for o in discs.GetOrigin()))  # the same labels, 40 cm away

@@ -23,16 +23,6 @@ S = 32
 CFG = TrainConfig(epochs=2, batch_size=4, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP
-    threads waiting for each other made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data() -> SliceArrays:
     """Eight slices whose ROIs differ in size, so the per-rank pixel counts differ (2 steps per epoch)."""
     rng = np.random.default_rng(0)

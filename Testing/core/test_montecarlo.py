@@ -87,16 +87,6 @@ def test_bad_schedule_and_k_are_refused():
 K = 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core CI runner two threads wait
-    on each other (several times slower); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     from u2adcore.model.edgemae import EdgeMAE

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from u2adcore.cli.main import main
 from u2adcore.data.manifest import ManifestEntry, write_manifest
@@ -17,16 +16,6 @@ from u2adcore.data.phantom import write_phantom_set
 from u2adcore.training.checkpoint import load_checkpoint, read_checkpoint
 
 FAST = ["--preset", "tiny", "--context-band", "1", "--epochs", "1", "--n-slices", "2", "--batch-size", "2", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP
-    threads waiting for each other made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

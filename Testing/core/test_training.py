@@ -21,16 +21,6 @@ from u2adcore.training.slices_data import SliceArrays, SliceInfo
 S = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP
-    threads waiting for each other made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_data(n=8, seed=0) -> SliceArrays:
     """Smooth images with a brighter 'cord' strip; the ROI is the strip."""
     rng = np.random.default_rng(seed)

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(model_path)
     source = manifest_source(args.manifest)
     preprocess = dataclasses.replace(loaded.config.preprocess, n_slices=cfg.n_slices, slices=None)
-    data = load_sources([source], preprocess, progress=progress)
+    data = load_sources([source], preprocess, progress=progress, task="adapt")
     training_data = {**data.summary(), "sources": [source.record()]}
     adapt(loaded, data, cfg, out_path=args.out, progress=progress, resume=args.resume, training_data=training_data)
     csv_path, png_path = loss_curve_paths(args.out)

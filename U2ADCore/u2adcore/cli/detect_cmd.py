@@ -83,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
         out, allowed = Path(args.out or f"u2ad_{study_id_from_path(args.image)}"), list(OUTPUT_FILES)
     check_output_folder(out, allowed, args.overwrite)  # before any work: a refused folder costs nothing
     cb = progress_callback(args)
+    study, load = None, 0.0
+    if entries is None:  # a bad input file is reported before the model is loaded
+        from ..io.study import load_study
+
+        start = time.perf_counter()
+        study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
+        load = time.perf_counter() - start
     start = time.perf_counter()
     cfg = config_from_args(args)
     method = get_method(args.method, config=cfg, checkpoint=args.model)
@@ -90,16 +97,12 @@ def run(args: argparse.Namespace) -> int:
     model_load = time.perf_counter() - start
     if entries is not None:
         return _run_manifest(args, entries, out, method, cfg, cb, model_load)
-    return _run_single(args, out, method, cfg, cb, model_load)
+    return _run_single(args, study, load, out, method, cfg, cb, model_load)
 
 
-def _run_single(args, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+def _run_single(args, study, load: float, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
     from ..detect import detect_study, write_detection
-    from ..io.study import load_study
 
-    start = time.perf_counter()
-    study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
-    load = time.perf_counter() - start
     result = detect_study(study, method, cfg, progress=cb)
     result.timings = {"model_load": model_load, "load": load, **result.timings}
     outputs = write_detection(result, out, overwrite=args.overwrite)

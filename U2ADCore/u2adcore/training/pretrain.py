@@ -67,14 +67,16 @@ def load_sources(
     *,
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
+    task: str = "pretrain",
 ) -> SliceArrays:
+    """Every study of every source as training slices; `task` labels the progress events."""
     seen: dict[str, str] = {}
     for src in sources:
         for e in src.entries:
             if e.id in seen:
                 raise InputError(src.path, f"study id {e.id!r} is also listed in {seen[e.id]}; ids must be unique")
             seen[e.id] = src.path
-    return concat(load_entries(src.entries, preprocess, source=src.path, progress=progress, cancel=cancel) for src in sources)
+    return concat(load_entries(src.entries, preprocess, source=src.path, progress=progress, cancel=cancel, task=task) for src in sources)
 
 
 def pretrain(

@@ -80,6 +80,7 @@ def load_entries(
     source: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
+    task: str = "pretrain",
 ) -> SliceArrays:
     """Load and prepare every study of a manifest (ManifestEntry list) into one SliceArrays.
 
@@ -97,7 +98,7 @@ def load_entries(
         if not len(arrays):
             raise InputError(source or getattr(study, "image_path", None), f"study {study.id!r} has no slice with cord in its mask")
         parts.append(arrays)
-        emit(progress, ProgressEvent("message", task="pretrain", step=i + 1, steps=len(entries),
+        emit(progress, ProgressEvent("message", task=task, step=i + 1, steps=len(entries),
                                      fraction=(i + 1) / len(entries), message=f"loaded {study.id}: {len(arrays)} slices"))
     return concat(parts)
 
