@@ -69,8 +69,8 @@ PRETRAIN_PHANTOMS = (6, 2026)
 @dataclass(frozen=True)
 class Profile:
     """Schedules of one run. "cpu" fits 2 CPU cores in under 30 minutes: AdaptConfig's CPU
-    schedule shortened to 12 epochs (EU+AU stage from 9, EU refreshed every 3, K = 4), the DAE on
-    pretraining's CPU schedule with 5 slices per study, K = 4 at inference. "paper" is the
+    schedule shortened to 12 epochs (EU+AU stage from 9, EU refreshed every 3 with K = 4), the DAE
+    on pretraining's CPU schedule with 5 slices per study; inference at the paper's K = 10 (cheap). "paper" is the
     paper's: 200 adaptation epochs (stage 2 from 150, EU refreshed every 10, K = 10), the DAE 200
     epochs on 30 slices per study, K = 10 at inference."""
 
@@ -83,7 +83,7 @@ class Profile:
 
 
 PROFILES = {
-    "cpu": Profile(mc_samples=4, adapt_schedule="cpu",
+    "cpu": Profile(mc_samples=10, adapt_schedule="cpu",
                    adapt_overrides={"epochs": 12, "stage2_start": 9, "refresh_every": 3, "lr_step_epochs": 4},
                    dae_epochs=30, dae_lr_step=12, dae_slices=5),
     "paper": Profile(mc_samples=10, adapt_schedule="paper", adapt_overrides={},
@@ -96,7 +96,9 @@ class BenchStudy:
     study: object  # io.study.Study
     truth: Truth
     slice_index: int  # canonical left-right index that is scored
-    source: str
+    source: str  # subject name or "phantom"
+    kind: str  # "real" | "phantom": positives are compared with the normals of their own kind
+    group: str  # breakdown column of a positive study (kind and lesion contrast)
 
 
 # -- the study set ---------------------------------------------------------------------------------
@@ -155,11 +157,11 @@ def real_studies(realspine: Path, offsets: tuple[int, ...], contrasts: tuple[flo
         for off in offsets:
             i = mid + off
             contrast = contrasts[len(out) // 2 % len(contrasts)]
-            out.append(BenchStudy(dataclasses.replace(base, id=f"{name}_s{i}_healthy"), Truth(label=False), i, name))
+            out.append(BenchStudy(dataclasses.replace(base, id=f"{name}_s{i}_healthy"), Truth(label=False), i, name, "real", "real"))
             pseudo = insert_pseudo_lesions(base, rng, n_lesions=(1, 3), slices=[i])
             study = dataclasses.replace(pseudo.study, id=f"{name}_s{i}_lesion{contrast:g}",
                                         image=faded(base.image, pseudo.study.image, contrast))
-            out.append(BenchStudy(study, slice_truth(study, i, U2ADConfig()), i, name))
+            out.append(BenchStudy(study, slice_truth(study, i, U2ADConfig()), i, name, "real", f"real, contrast {contrast:g}"))
     return out
 
 
@@ -177,7 +179,7 @@ def phantom_studies(n: int, seed: int) -> list[BenchStudy]:
         ph = make_phantom(seed + k, n_lesions=n_lesions, cfg=PhantomConfig())
         study = ph.to_study(f"phantom_{seed + k}")
         mid = mid_sagittal_index(sitk.GetArrayViewFromImage(to_canonical(study.cord)) > 0)
-        out.append(BenchStudy(study, slice_truth(study, mid, U2ADConfig()), mid, "phantom"))
+        out.append(BenchStudy(study, slice_truth(study, mid, U2ADConfig()), mid, "phantom", "phantom", "phantom"))
     return out
 
 
@@ -276,6 +278,26 @@ def dae_model(realspine: Path, profile: Profile, device: str, path: Path, log: C
     return path
 
 
+def breakdown_table(studies: list[BenchStudy], scores: dict[str, list[StudyRecord]]) -> str:
+    """Patient-level AUROC (threshold-free) of each group of positive studies against the normal
+    studies of the same kind: where each method's detections come from (lesion contrast, real
+    cord or phantom)."""
+    from sklearn.metrics import roc_auc_score
+
+    kind_of = {b.group: b.kind for b in studies if b.truth.label}
+    groups = sorted(kind_of)
+    n = {g: sum(b.truth.label and b.group == g for b in studies) for g in groups}
+    lines = ["| method | " + " | ".join(f"{g} (n={n[g]})" for g in groups) + " | all |", "|---|" + "---|" * (len(groups) + 1)]
+    for name, records in scores.items():
+        cells = []
+        for g in groups + ["all"]:
+            chosen = [(b.truth.label, r.patient_score) for b, r in zip(studies, records)
+                      if g == "all" or (b.group == g if b.truth.label else b.kind == kind_of[g])]
+            cells.append(f"{roc_auc_score(*zip(*chosen)):.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass(frozen=True)
 class Run:
     """One row of the table: a method built only when the row runs (training happens then)."""
@@ -338,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, CVResult]:
     n_pos = sum(b.truth.label for b in studies)
     log(f"{len(studies)} studies ({n_pos} with lesions): " + ", ".join(sorted({b.source for b in studies})))
     selected = [r for r in runs(args, studies, profile, log) if not args.only or any(k.lower() in r.name.lower() for k in args.only)]
-    results, eval_cfg, scores = {}, EvaluationConfig(seed=args.seed), {}
+    results, eval_cfg, scores, all_records = {}, EvaluationConfig(seed=args.seed), {}, {}
     settings = {"profile": dataclasses.asdict(profile), "evaluation": to_dict(eval_cfg), "seed": args.seed,
                 "offsets": list(args.offsets), "contrasts": list(args.contrasts), "phantoms": args.phantoms,
                 "phantom_seed": args.phantom_seed, "n_studies": len(studies), "n_positive": n_pos,
@@ -347,6 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, CVResult]:
         t0 = time.monotonic()
         records = score_all(studies, r.method(), r.cfg)
         results[r.name] = cross_validate(records, eval_cfg)
+        all_records[r.name] = records
         summary = results[r.name].summary()
         log(f"{r.name}: {time.monotonic() - t0:.0f} s; segment F1 {summary['segment_f1'][0]:.3f}, "
             f"pixel AUPRC {summary['pixel_auprc'][0]:.3f}")
@@ -354,8 +377,9 @@ def run(args: argparse.Namespace) -> dict[str, CVResult]:
                            "segment_scores": x.segment_scores} for x in records]
         settings["minutes"] = round((time.monotonic() - start) / 60, 1)
         write_text(args.out / "table.md", markdown_table(results))
+        write_text(args.out / "breakdown.md", breakdown_table(studies, all_records))
         write_text(args.out / "results.json", json.dumps({"settings": settings, "scores": scores}, indent=1))
-    print(markdown_table(results), flush=True)
+    print(markdown_table(results), breakdown_table(studies, all_records), sep="\n", flush=True)
     log("done")
     return results
 
