@@ -147,3 +147,27 @@ def test_an_unknown_method_lists_the_available_ones(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown method 'nope'; available: " in err and "u2ad" in err.split("available:")[1]
     assert not (tmp_path / "out").exists()
+
+
+def test_comparison_methods_run_through_the_same_detect_command(setup, tmp_path, capsys):
+    out = tmp_path / "z"
+    args = _detect_args(setup, out)
+    i = args.index("--model")
+    del args[i:i + 2]
+    assert main(["--progress", "none", *args, "--method", "zscore"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["method"]["method"] == "zscore"
+    assert [s["name"] for s in result["segments"]] == list(SEGMENTS)
+    amap = sitk.ReadImage(str(out / "anomaly_map.nii.gz"))
+    image = sitk.ReadImage(str(setup["image"]))
+    assert amap.GetSize() == image.GetSize() and np.allclose(amap.GetDirection(), image.GetDirection())
+    assert sitk.GetArrayFromImage(amap).max() > 0
+
+
+def test_a_trained_method_without_its_checkpoint_is_refused(setup, tmp_path, capsys):
+    args = _detect_args(setup, tmp_path / "d")
+    i = args.index("--model")
+    del args[i:i + 2]
+    assert main(["--progress", "jsonl", *args, "--method", "dae"]) == 2
+    assert "--model" in _jsonl(capsys.readouterr().out)[-1]["message"]
+    assert not (tmp_path / "d").exists()

@@ -17,6 +17,10 @@ from .base import Method
 
 METHODS: dict[str, str] = {
     "u2ad": "u2adcore.methods.u2ad:U2ADMethod",
+    "zscore": "u2adcore.methods.zscore:ZScoreMethod",
+    "slic": "u2adcore.methods.slic:SlicMethod",
+    "dbscan": "u2adcore.methods.dbscan:DbscanMethod",
+    "dae": "u2adcore.methods.dae:DAEMethod",
 }
 
 
