@@ -26,6 +26,7 @@ from ..errors import CheckpointError, InputError
 from ..io.atomic import atomic_path
 from ..progress import CancelToken, ProgressCallback, ProgressEvent, emit
 from ..training.augment import augment
+from ..training.checkpoint import load_payload
 from ..training.distributed import resolve_device
 from ..training.loop import epoch_batches, step_generator
 from ..training.slices_data import SliceArrays
@@ -144,16 +145,7 @@ def save_dae(path: PathLike, model: ConvAutoencoder, train: TrainConfig, preproc
 def load_dae(path: PathLike, device: str = "cpu") -> LoadedDAE:
     """Strict load; CheckpointError naming the file for anything that is not a complete DAE checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such DAE checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch reports truncation/corruption with many exception types
-        raise CheckpointError(f"{path}: not a readable checkpoint, the file is truncated or corrupt ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a DAE checkpoint (format {payload.get('format') if isinstance(payload, dict) else None!r})")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: DAE checkpoint version {payload.get('format_version')} is not {FORMAT_VERSION}")
+    payload = load_payload(path, FORMAT, FORMAT_VERSION, "DAE")
     try:
         dae = from_dict(DAEConfig, payload["dae"])
         model = ConvAutoencoder(dae)

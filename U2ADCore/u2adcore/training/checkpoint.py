@@ -79,8 +79,9 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
-def read_checkpoint(path: PathLike) -> dict:
-    """The validated raw payload (format and version checked). CheckpointError otherwise."""
+def load_payload(path: PathLike, fmt: str, version: int, what: str) -> dict:
+    """torch.load a checkpoint file of format `fmt` at `version` (weights only). CheckpointError
+    naming the file when it is missing, unreadable, of another format or of another version."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -88,14 +89,20 @@ def read_checkpoint(path: PathLike) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch reports truncation/corruption with many exception types
         raise CheckpointError(f"{path}: not a readable checkpoint, the file is truncated or corrupt ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a U2AD EdgeMAE checkpoint")
-    version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a {what} checkpoint")
+    found = payload.get("format_version")
+    if found != version:
         raise CheckpointError(
-            f"{path}: checkpoint format version {version} is not supported by u2adcore {__version__} "
-            f"(it reads version {FORMAT_VERSION}); retrain or convert it with the matching version"
+            f"{path}: {what} checkpoint format version {found} is not supported by u2adcore {__version__} "
+            f"(it reads version {version}); retrain or convert it with the matching version"
         )
+    return payload
+
+
+def read_checkpoint(path: PathLike) -> dict:
+    """The validated raw payload (format and version checked). CheckpointError otherwise."""
+    payload = load_payload(path, FORMAT, FORMAT_VERSION, "U2AD EdgeMAE")
     missing = sorted({"config", "weights", "thresholds", "training_data", "meta", "train_state"} - set(payload))
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
