@@ -95,3 +95,22 @@ def test_pretrain_on_a_real_healthy_study(errsm, tmp_path):
     assert main(["--progress", "none", "pretrain", "--manifest", str(manifest), "--out", str(out), *FAST]) == 0
     loaded = load_checkpoint(out)
     assert loaded.training_data["studies"] == ["errsm_11"] and loaded.training_data["n_slices"] == 2
+
+
+def test_pretrain_under_torchrun_with_two_gloo_processes_matches_one_process(phantoms, tmp_path):
+    """The CLI itself under torchrun: same global batch, same weights as a single process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    base = ["-m", "u2adcore", "--progress", "none", "pretrain", "--manifest", str(phantoms), *FAST]
+    single = subprocess.run([sys.executable, *base, "--out", str(one)], capture_output=True, text=True, timeout=300, env=env)
+    assert single.returncode == 0, single.stderr
+    dist = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *base,
+                           "--out", str(two)], capture_output=True, text=True, timeout=300, env=env)
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    a, b = load_checkpoint(one).model.state_dict(), load_checkpoint(two).model.state_dict()
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, f"weights differ by {worst}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.pt", "one_loss.csv", "one_loss.png",
+                                                          "two.pt", "two_loss.csv", "two_loss.png"]
+    assert read_checkpoint(two)["meta"]["complete"] is True
