@@ -81,3 +81,17 @@ def test_missing_model_and_bad_settings_are_reported(inputs, tmp_path, capsys):
                "--out", str(tmp_path / "a.pt"), *FAST, "--stage2-start", "5"])
     assert rc == 2 and "stage2_start 5 must lie in [0, epochs=2)" in _jsonl(capsys)[-1]["message"]
     assert not (tmp_path / "a.pt").exists()
+
+
+def test_without_model_adaptation_starts_from_the_shipped_model(inputs, tmp_path):
+    from u2adcore.resources import default_model_path
+    from u2adcore.training.checkpoint import file_sha256
+
+    manifest, _ = inputs
+    out = tmp_path / "adapted.pt"
+    one_epoch = [*FAST, "--epochs", "1", "--stage2-start", "0"]  # later flags win
+    assert main(["--progress", "none", "adapt", "--manifest", str(manifest), "--out", str(out), *one_epoch]) == 0
+    adapted = load_checkpoint(out)
+    shipped = load_checkpoint(default_model_path())
+    assert adapted.meta["pretrained"] == {"path": str(default_model_path()), "sha256": file_sha256(default_model_path())}
+    assert adapted.config.model == shipped.config.model  # the shipped architecture, context band included
