@@ -116,3 +116,14 @@ def test_argument_and_manifest_errors(setup, capsys, tmp_path):
     assert main([*base, "--method", "no-such-method"]) == 2
     assert "unknown method 'no-such-method'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_comparison_method_is_evaluated_by_name(setup):
+    """Z-scoring needs no model; the phantom lesions are clear intensity outliers, so the
+    pixel AUROC inside the cord must be well above chance."""
+    root, manifest, _ = setup
+    out = root / "eval_zscore"
+    assert main(["--progress", "none", "evaluate", "--manifest", str(manifest), "--method", "zscore", "--out", str(out), *COMMON]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["n_studies"] == 10 and len(doc["folds"]) == 5
+    assert doc["summary"]["pixel_auroc"]["mean"] > 0.7
