@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import EvaluationConfig, InferenceConfig
+from ..config import EvaluationConfig
+from .options import add_inference_arguments
 
 
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
@@ -30,9 +31,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="patient-level sensitivity to reach with labelled studies (default %(default)s)")
     p.add_argument("--fpr", type=float, default=EvaluationConfig.normal_fpr,
                    help="false-positive rate allowed with normal studies only (default %(default)s)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
-    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
-    p.add_argument("--seed", type=int, default=InferenceConfig.seed, help="seed of the Monte-Carlo masks")
+    add_inference_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (also needed when --out is --model)")
     return p
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import InferenceConfig, PhantomConfig
+from ..config import PhantomConfig
+from .options import add_inference_arguments
 
 STUDY_DIR, DETECTION_DIR = "study", "detection"
 STEM = "demo"
@@ -29,8 +30,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (refused if it holds other files, unless --overwrite)")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"phantom seed (default {DEMO_SEED})")
     p.add_argument("--model", default=None, help="checkpoint (.pt); default: the model shipped with the package")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
-    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
+    add_inference_arguments(p, seed=False)
     p.add_argument("--overwrite", action="store_true", help="write into an output folder that already holds other files")
     return p
 

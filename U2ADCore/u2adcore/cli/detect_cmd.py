@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import SEGMENTS, InferenceConfig, PreprocessConfig, U2ADConfig
+from ..config import SEGMENTS, PreprocessConfig, U2ADConfig
+from .options import add_inference_arguments
 
 SUMMARY_CSV = "summary.csv"
 
@@ -35,9 +36,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint (.pt); default: the model shipped with the package")
     p.add_argument("--method", default="u2ad", help="detector (default u2ad); see docs/DETECTION.md for the others")
     p.add_argument("--out", default=None, help="output folder (default ./u2ad_<study id>; required with --manifest)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
-    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
-    p.add_argument("--seed", type=int, default=InferenceConfig.seed, help="seed of the Monte-Carlo masks (results are reproducible)")
+    add_inference_arguments(p)
     p.add_argument("--n-slices", type=int, default=PreprocessConfig.n_slices, help="sagittal slices centred on the mid-sagittal one")
     p.add_argument("--slices", type=int, nargs="+", default=None, help="explicit canonical left-right slice indices (overrides --n-slices)")
     p.add_argument("--overwrite", action="store_true", help="write into an output folder that already holds other files")

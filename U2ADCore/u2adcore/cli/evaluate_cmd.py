@@ -14,7 +14,8 @@ import json
 import math
 from pathlib import Path
 
-from ..config import EvaluationConfig, InferenceConfig
+from ..config import EvaluationConfig
+from .options import add_inference_arguments
 
 OUTPUTS = {"metrics_json": "metrics.json", "metrics_csv": "metrics.csv", "table": "table.md"}
 
@@ -37,9 +38,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--fold-seed", type=int, default=EvaluationConfig.seed, help="seed of the fold assignment")
     p.add_argument("--sensitivity", type=float, default=EvaluationConfig.patient_sensitivity,
                    help="patient-level sensitivity the thresholds are set to (default %(default)s)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
-    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
-    p.add_argument("--seed", type=int, default=InferenceConfig.seed, help="seed of the Monte-Carlo masks")
+    add_inference_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="write into a folder that already holds other files")
     return p
 
