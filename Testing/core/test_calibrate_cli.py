@@ -11,27 +11,18 @@ import pytest
 import torch
 
 from u2adcore.cli.main import main
-from u2adcore.config import PhantomConfig, U2ADConfig
+from u2adcore.config import U2ADConfig
 from u2adcore.data.manifest import read_manifest
-from u2adcore.data.phantom import write_phantom_set
 from u2adcore.evaluation.calibrate import manifest_truths, score_manifest
 from u2adcore.methods.u2ad import U2ADMethod
-from u2adcore.model.edgemae import EdgeMAE
-from u2adcore.model.presets import model_config
-from u2adcore.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from u2adcore.training.checkpoint import file_sha256, load_checkpoint
 
 MC = 2
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("calib")
-    manifest = write_phantom_set(root / "set", 6, seed=3, lesion_fraction=0.5, cfg=PhantomConfig(n_slices=3))
-    cfg = U2ADConfig(model=model_config("tiny", context_band=1))
-    torch.manual_seed(0)
-    model = root / "tiny.pt"
-    save_checkpoint(model, EdgeMAE(cfg.model), cfg, training_data={"n_studies": 0})
-    return root, manifest, model
+def setup(phantoms_and_tiny_model):
+    return phantoms_and_tiny_model("calib", 6, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -6,28 +6,16 @@ import csv
 import json
 
 import pytest
-import torch
 
 from u2adcore.cli.main import main
-from u2adcore.config import PhantomConfig, U2ADConfig
-from u2adcore.data.phantom import write_phantom_set
-from u2adcore.model.edgemae import EdgeMAE
-from u2adcore.model.presets import model_config
-from u2adcore.training.checkpoint import save_checkpoint
 
 COMMON = ["--mc", "2", "--device", "cpu"]
 TABLE1 = "| method | patient acc | patient F1 | patient spec | segment F1 | segment recall | segment spec |"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    manifest = write_phantom_set(root / "set", 10, seed=11, lesion_fraction=0.5, cfg=PhantomConfig(n_slices=3))
-    cfg = U2ADConfig(model=model_config("tiny", context_band=1))
-    torch.manual_seed(0)
-    model = root / "tiny.pt"
-    save_checkpoint(model, EdgeMAE(cfg.model), cfg, training_data={"n_studies": 0})
-    return root, manifest, model
+def setup(phantoms_and_tiny_model):
+    return phantoms_and_tiny_model("evaluate", 10, seed=11)
 
 
 @pytest.fixture(scope="module")
