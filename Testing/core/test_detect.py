@@ -230,6 +230,29 @@ def test_a_cord_mask_with_fewer_than_three_roi_patches_is_refused(files):
         detect_study(study, method, cfg)
 
 
+def test_six_disc_labels_score_six_segments_with_the_end_borders_flagged(files, tmp_path):
+    """Discs C2-C3 … C7-T1 only (SCT 3-8): all six segments scored, the two whose outer border
+    was extrapolated flagged in result.json and curve.csv."""
+    discs = sitk.ReadImage(str(files["discs"]))
+    arr = sitk.GetArrayFromImage(discs)
+    arr[(arr < 3) | (arr > 8)] = 0
+    six = sitk.GetImageFromArray(arr)
+    six.CopyInformation(discs)
+    sitk.WriteImage(six, str(tmp_path / "six_discs.nii.gz"))
+    study = load_study(files["image"], files["cord"], levels=tmp_path / "six_discs.nii.gz", levels_kind="discs")
+    assert study.levels.inferred == ("C2", "T1")
+    method, cfg = detection_setup(files["ckpt"])
+    outputs = write_detection(detect_study(study, method, cfg), tmp_path / "out")
+    doc = json.loads(outputs["result"].read_text())
+    assert all(s["known"] and s["score"] is not None for s in doc["segments"])
+    flagged = [s["name"] for s in doc["segments"] if s["inferred"]]
+    assert flagged == ["C2-C3", "C7-T1"]
+    with open(outputs["curve"]) as f:
+        rows = [r for r in csv.DictReader(f) if r["segment"]]
+    assert {r["segment"] for r in rows if r["inferred"] == "1"} == {"C2-C3", "C7-T1"}
+    assert {r["segment"] for r in rows if r["inferred"] == "0"} == set(SEGMENTS) - {"C2-C3", "C7-T1"}
+
+
 @pytest.mark.realdata
 def test_real_healthy_scan_with_two_landmarks(errsm, files, tmp_path):
     """A real PSR-oriented 3D T2w scan: outputs on its grid, candidates in its manual cord mask,

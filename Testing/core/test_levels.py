@@ -19,7 +19,7 @@ from u2adcore.levels.levels import (
     vertebra_name,
     vertebra_number,
 )
-from u2adcore.levels.prior import PAM50_BODY_Z_MM
+from u2adcore.levels.prior import PAM50_BODY_Z_MM, PAM50_DISC_Z_MM
 
 # PSR layout like the errsm files: voxel axes toward Posterior, Inferior, Right (LPS columns).
 PSR = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
@@ -92,11 +92,51 @@ def test_discs_give_body_midpoints_and_every_segment():
     assert levels.unknown_segments == () and levels.inferred == () and levels.source == "discs"
 
 
-def test_missing_end_discs_leave_end_segments_unknown():
-    levels = build_levels(disc_points(range(3, 9)), "discs")  # C2-C3 … C7-T1 discs only
-    assert levels.unknown_segments == ("C2-C3", "C7-T1")
-    assert levels.segment_points("C2-C3") is None and levels.segment_points("C7-T1") is None
-    assert "C2" not in levels.bodies and "T1" not in levels.bodies and levels.inferred == ()
+def test_six_discs_give_six_segments_with_the_end_bodies_inferred():
+    discs = disc_points(range(3, 9))  # C2-C3 … C7-T1, 17 mm apart on a straight cord
+    levels = build_levels(discs, "discs")
+    assert levels.unknown_segments == ()
+    assert levels.inferred == ("C2", "T1") and levels.source == "discs+PAM50 prior"
+    # The end body lies the template's disc-to-centre distance beyond the end disc, scaled by the
+    # subject's neighbouring disc interval (17 mm here against the template's 18 mm).
+    d, b = PAM50_DISC_Z_MM, PAM50_BODY_Z_MM
+    assert levels.bodies["C2"][2] == pytest.approx(discs[3][2] + 17.0 * (b["C2"] - d[3]) / (d[3] - d[4]))
+    assert levels.bodies["T1"][2] == pytest.approx(discs[8][2] - 17.0 * (d[8] - b["T1"]) / (d[7] - d[8]))
+    assert np.allclose(levels.bodies["C2"][:2], [1.0, -2.0]) and np.allclose(levels.bodies["T1"][:2], [1.0, -2.0])
+    assert np.allclose(levels.bodies["C3"], (discs[3] + discs[4]) / 2)  # marked midpoints stay as they are
+
+
+def test_seven_bodies_give_six_segments_with_nothing_inferred():
+    bodies = {n: np.array([0.0, 0.0, 200.0 - 17.0 * n]) for n in range(2, 9)}  # C2 … T1
+    levels = build_levels(bodies, "bodies")
+    assert levels.unknown_segments == () and levels.inferred == () and levels.source == "bodies"
+
+
+def test_two_discs_place_the_two_segments_around_their_body():
+    levels = build_levels(disc_points([4, 5]), "discs")  # C3-C4, C4-C5
+    assert levels.inferred == ("C3", "C5")
+    assert levels.unknown_segments == ("C2-C3", "C5-C6", "C6-C7", "C7-T1")
+
+
+def test_one_disc_places_no_segment():
+    with pytest.raises(InputError, match="no segment .* can be placed from these discs"):
+        build_levels(disc_points([4]), "discs")
+
+
+def test_six_discs_on_a_curved_cord_put_the_end_bodies_on_the_cord():
+    # A cord bending anteriorly (y) by up to 8 mm over 140 mm, 1 mm voxels, z up.
+    arr = np.zeros((140, 40, 30), dtype=np.uint8)
+    centre = {k: (15, 20 + 8 * np.sin(np.pi * k / 140)) for k in range(140)}
+    for k, (cx, cy) in centre.items():
+        arr[k, int(round(cy)) - 2:int(round(cy)) + 3, cx - 2:cx + 3] = 1
+    cord = sitk.GetImageFromArray(arr)
+    discs = {n: np.array([15.0, centre[z][1], float(z)]) for n, z in zip(range(3, 9), range(120, 20, -18))}
+    levels = build_levels(discs, "discs", cord=cord)
+    assert levels.unknown_segments == () and levels.inferred == ("C2", "T1")
+    for name in ("C2", "T1"):
+        x, y, z = (int(round(v)) for v in levels.bodies[name])
+        assert arr[z, y, x] == 1, name
+    assert discs[3][2] < levels.bodies["C2"][2] < discs[3][2] + 10 and discs[8][2] - 12 < levels.bodies["T1"][2] < discs[8][2]
 
 
 def test_missing_middle_disc_is_filled_from_the_prior():
@@ -210,3 +250,15 @@ def test_segment_rows_on_a_prepared_errsm_slice(errsm):
     assert rows["C7-T1"][1] - rows["C2-C3"][0] == pytest.approx(bodies["C2"][2] - bodies["T1"][2], abs=1e-3)
     for start, end in rows.values():
         assert prepared.roi[int(round(start))].any() and prepared.roi[int(round(end))].any()
+
+
+@pytest.mark.realdata
+def test_errsm21_six_manual_discs_score_six_segments_and_place_t1_within_2mm(realspine):
+    """The extrapolated T1 body against the midpoint of the manual C7-T1 and T1-T2 discs
+    (docs/LEVELS.md: -0.7 mm measured)."""
+    d = realspine / "sct_2014_errsm" / "errsm_21"
+    cord = read_image(d / "t2_manual_segmentation.nii.gz")
+    discs = label_points(read_image(d / "t2_labels-disc-manual_DERIVED-from-ivadomed.nii.gz"))
+    levels = build_levels({k: discs[k] for k in range(3, 9)}, "discs", cord=cord)
+    assert levels.unknown_segments == () and levels.inferred == ("C2", "T1")
+    assert abs(levels.bodies["T1"][2] - (discs[8][2] + discs[9][2]) / 2) < 2.0

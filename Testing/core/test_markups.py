@@ -54,7 +54,8 @@ def test_body_labels_read_as_bodies_and_undefined_points_are_skipped(tmp_path, r
 def test_disc_labels_read_as_discs(tmp_path, reference):
     discs = [(name, (0.0, 0.0, z)) for name, z in (("C1-C2", 70.0), ("C2-C3", 50.0), ("C3-C4", 34.0), ("C4-C5", 16.0))]
     levels = read_levels(write_json(tmp_path / "discs.mrk.json", discs), "discs", reference)
-    assert levels.source == "markups:discs" and list(levels.bodies) == ["C2", "C3", "C4"]
+    assert levels.source == "markups:discs+PAM50 prior" and list(levels.bodies) == ["C2", "C3", "C4", "C5"]
+    assert levels.inferred == ("C5",)  # below the last marked disc, C4-C5
     assert levels.bodies["C3"][2] == pytest.approx(42.0)
 
 

@@ -222,14 +222,16 @@ def check_output_folder(out_dir: Union[str, Path], allowed: Iterable[str], overw
 
 
 def curve_csv(result: DetectionResult) -> str:
-    """position_mm (along the cord from the top of the analysed cord), value, segment ('' outside)."""
+    """position_mm (along the cord from the top of the analysed cord), value, segment ('' outside),
+    inferred (1 where a border of that segment comes from the prior, 0 where both were marked)."""
     curve = result.scored.curve
     names = segment_of_samples(curve, result.segments)
+    inferred = {seg.name: int(result.is_inferred(seg)) for seg in result.segments}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["position_mm", "anocurve", "segment"])
+    writer.writerow(["position_mm", "anocurve", "segment", "inferred"])
     for pos, value, name in zip(curve.position_mm, curve.values, names):
-        writer.writerow([f"{pos:.3f}", f"{value:.6g}", name])
+        writer.writerow([f"{pos:.3f}", f"{value:.6g}", name, inferred.get(name, "")])
     return buf.getvalue()
 
 

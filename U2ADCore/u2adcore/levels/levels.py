@@ -25,7 +25,7 @@ from ..config import SEGMENTS, VERTEBRAE
 from ..errors import InputError
 from ..io.images import read_image
 from .markups import read_markup_points
-from .prior import fill_bodies
+from .prior import end_bodies_from_discs, fill_bodies
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,9 @@ def build_levels(
     path: Union[str, Path, None] = None,
 ) -> Levels:
     """Levels from SCT-numbered LPS points of one kind; bodies between two known ones are filled
-    from the PAM50 prior (on the cord centre when `cord` is given). Raises InputError when no
-    segment can be placed."""
+    from the PAM50 prior (on the cord centre when `cord` is given), and from discs the body just
+    beyond each end disc too, so six discs C2-C3 … C7-T1 give all six segments. Filled bodies are
+    listed in `inferred`. Raises InputError when no segment can be placed."""
     _require_kind(kind, path)
     bad = sorted(n for n in points if not 1 <= n <= MAX_NUMBER)
     if bad:
@@ -149,6 +150,10 @@ def build_levels(
     _check_order(points, kind, path)
     known = {vertebra_name(n): p for n, p in (bodies_from_discs(points) if kind == "discs" else points).items()}
     filled = fill_bodies(known, VERTEBRAE, cord)
+    if kind == "discs":
+        borders = dict.fromkeys(body for segment in SEGMENTS for body in segment.split("-"))  # C2 … T1
+        ends = {name: vertebra_number(name) for name in borders if name not in known and name not in filled}
+        filled.update(end_bodies_from_discs(points, ends, cord))
     merged = {**filled, **known}
     bodies = {name: merged[name] for name in VERTEBRAE if name in merged}
     inferred = tuple(name for name in VERTEBRAE if name in filled)
