@@ -230,6 +230,21 @@ def test_a_cord_mask_with_fewer_than_three_roi_patches_is_refused(files):
         detect_study(study, method, cfg)
 
 
+def test_a_method_returning_non_finite_maps_is_refused_and_nothing_is_written(files, study, tmp_path):
+    method, cfg = detection_setup(files["ckpt"])
+    real_maps = method.maps
+
+    def maps_with_a_nan(slices):
+        out = real_maps(slices)
+        out[0].error[100, 100] = np.nan
+        return out
+
+    method.maps = maps_with_a_nan
+    with pytest.raises(InputError, match=r"phantom_image\.nii\.gz: method 'u2ad' produced 1 NaN or infinite pixel\(s\) in its error map"):
+        detect_study(study, method, cfg)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_six_disc_labels_score_six_segments_with_the_end_borders_flagged(files, tmp_path):
     """Discs C2-C3 … C7-T1 only (SCT 3-8): all six segments scored, the two whose outer border
     was extrapolated flagged in result.json and curve.csv."""

@@ -88,6 +88,48 @@ def test_levels_outside_the_image_are_refused_with_the_file_named(setup, tmp_pat
     assert "far_discs.nii.gz" in err and "outside the image" in err
 
 
+@pytest.mark.parametrize("value", [0.0, 400.0])
+def test_a_blank_image_is_refused_naming_the_file_and_nothing_is_written(setup, tmp_path, capsys, value):
+    """A blank series or a failed export: refused before the model is read, no output folder."""
+    image = sitk.ReadImage(str(setup["image"]))
+    blank = sitk.Image(image.GetSize(), image.GetPixelID()) + value
+    blank.CopyInformation(image)
+    path = tmp_path / "blank_series.nii.gz"
+    sitk.WriteImage(blank, str(path))
+    args = _detect_args(setup, tmp_path / "out")
+    args[1] = str(path)
+    args[args.index("--model") + 1] = str(tmp_path / "never-loaded.pt")
+    assert main(["--progress", "none", *args]) == 2
+    err = capsys.readouterr().err
+    assert "blank_series.nii.gz" in err and f"constant (every voxel is {value:g})" in err
+    assert "never-loaded.pt" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_blank_analysed_slice_is_refused_and_nothing_is_written(setup, tmp_path, capsys):
+    """The volume has contrast but the analysed mid-sagittal slices were blanked (a failed export)."""
+    image = sitk.ReadImage(str(setup["image"]))
+    cord = sitk.GetArrayFromImage(sitk.ReadImage(str(setup["cord"])))
+    arr = sitk.GetArrayFromImage(image)
+    lr_axis = int(np.argmax(np.abs(np.asarray(image.GetDirection()).reshape(3, 3)[0])))  # voxel axis along L-R
+    numpy_axis = 2 - lr_axis
+    keep = [a for a in range(3) if a != numpy_axis]
+    has_cord = np.flatnonzero(cord.sum(axis=tuple(keep)))
+    index = [slice(None)] * 3
+    index[numpy_axis] = slice(int(has_cord.min()), int(has_cord.max()) + 1)
+    arr[tuple(index)] = 0
+    out_img = sitk.GetImageFromArray(arr)
+    out_img.CopyInformation(image)
+    path = tmp_path / "half_blank.nii.gz"
+    sitk.WriteImage(out_img, str(path))
+    args = _detect_args(setup, tmp_path / "out")
+    args[1] = str(path)
+    assert main(["--progress", "none", *args]) == 2
+    err = capsys.readouterr().err
+    assert "half_blank.nii.gz" in err and "sagittal slice" in err and "constant (every voxel is 0)" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_foreign_output_folder_is_refused_before_any_work(setup, tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()

@@ -138,3 +138,23 @@ def test_study_from_images_checks_masks():
     nan_image[1, 1, 1] = np.nan
     with pytest.raises(InputError, match="1 NaN or infinite voxel"):
         study_from_images(sitk.GetImageFromArray(nan_image), sitk.GetImageFromArray(cord))
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda a: np.full_like(a, 250.0), r"constant \(every voxel is 250\)"),
+        (lambda a: np.zeros_like(a), r"constant \(every voxel is 0\)"),
+        (lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, 251.0, 250.0).astype(a.dtype), "near-constant"),
+        (lambda a: (1000.0 + a * 1e-4).astype(np.float32), r"near-constant \(foreground spans only"),
+    ],
+    ids=["constant", "zero", "one-voxel", "tiny-spread"],
+)
+def test_constant_or_near_constant_images_are_refused(tmp_path, make, reason):
+    image, cord = synthetic()
+    img = write(sitk.GetImageFromArray(make(image)), tmp_path / "blank.nii.gz")
+    cord_path = write(sitk.GetImageFromArray(cord), tmp_path / "cord.nii.gz")
+    with pytest.raises(InputError, match=r"blank\.nii\.gz: the image cannot be analysed: it is " + reason):
+        load_study(img, cord_path)
+    with pytest.raises(InputError, match="the image cannot be analysed"):
+        study_from_images(sitk.GetImageFromArray(make(image)), sitk.GetImageFromArray(cord))

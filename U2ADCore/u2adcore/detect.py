@@ -101,6 +101,23 @@ def check_roi_patches(slices: list[PreparedSlice], patch_size: int, cord_path) -
             )
 
 
+def check_finite_maps(maps: list[MethodMaps], slices: list[PreparedSlice], method_name: str, image_path) -> None:
+    """Refuse maps with NaN or infinite pixels: every later number (curve, scores, verdicts) would
+    be NaN, and a NaN score compares as "negative" without anyone noticing."""
+    for s, m in zip(slices, maps):
+        for name in ("error", "eu", "recon"):
+            arr = getattr(m, name, None)
+            if arr is None:
+                continue
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                raise InputError(
+                    image_path,
+                    f"method {method_name!r} produced {bad} NaN or infinite pixel(s) in its {name} map of sagittal slice "
+                    f"{s.transform.slice_index}; this image cannot be analysed with it (nothing was written)",
+                )
+
+
 def scored_slice_position(slices: list[PreparedSlice]) -> int:
     """Position (in `slices`) of the slice with the most cord: the paper detects on the mid-sagittal slice."""
     return int(np.argmax([s.roi.sum() for s in slices]))
@@ -146,6 +163,7 @@ def detect_study(
         maps = method.maps(slices)
         if len(maps) != len(slices):
             raise RuntimeError(f"method {method.name!r} returned {len(maps)} maps for {len(slices)} slices")
+        check_finite_maps(maps, slices, method.name, study.image_path)
     with stage("scoring"):
         scored = [
             score_slice(
@@ -159,8 +177,10 @@ def detect_study(
             )
             for s, m in zip(slices, maps)
         ]
-        volumes = _volumes(study.image, slices, maps, scored)
         k = scored_slice_position(slices)
+        if not np.isfinite(scored[k].patient_score):
+            raise InputError(study.image_path, f"method {method.name!r} gave a non-finite patient score ({scored[k].patient_score}); nothing was written")
+        volumes = _volumes(study.image, slices, maps, scored)
     if cancel is not None:
         cancel.check()
     levels = study.levels

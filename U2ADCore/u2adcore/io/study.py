@@ -85,6 +85,18 @@ def binary_mask(mask: sitk.Image, path: Optional[PathLike], what: str, label: Op
     return out
 
 
+def _require_contrast(image: sitk.Image, path: Optional[PathLike]) -> None:
+    """Refuse a constant or near-constant image (volume/preprocess.contrast_problem) now, before a
+    model is loaded or anything is written: it has nothing to analyse and would give maps and
+    scores that mean nothing (or are not finite)."""
+    from ..config import PreprocessConfig
+    from ..volume.preprocess import contrast_problem
+
+    problem = contrast_problem(sitk.GetArrayViewFromImage(image), PreprocessConfig.clip_percentiles)
+    if problem is not None:
+        raise InputError(path, f"the image cannot be analysed: {problem}")
+
+
 def _checked_mask(mask: sitk.Image, image: sitk.Image, path: Optional[PathLike], what: str, label: Optional[int]) -> sitk.Image:
     check_volume(mask, path, what)
     return onto_image_grid(binary_mask(mask, path, what, label), image, path, what)
@@ -107,6 +119,7 @@ def study_from_images(
 ) -> Study:
     """A validated Study from in-memory images (generated studies, Slicer volumes)."""
     check_volume(image, None, "image")
+    _require_contrast(image, None)
     cord_img = _checked_mask(cord, image, None, "cord mask", cord_label)
     _require_cord(cord_img, None, cord_label)
     lesion_img = None if lesion is None else _checked_mask(lesion, image, None, "lesion mask", None)
@@ -159,6 +172,7 @@ def load_study(
     """
     image_path, cord_path = Path(image), Path(cord)
     img = read_image(image_path, what="image")
+    _require_contrast(img, image_path)
     cord_img = _checked_mask(read_image(cord_path, what="cord mask"), img, cord_path, "cord mask", cord_label)
     _require_cord(cord_img, cord_path, cord_label)
     lesion_img = None

@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..config import PreprocessConfig
+from ..errors import InputError
 from .orientation import from_canonical, geometry_only, to_canonical
 from .slices import select_slices
 
@@ -165,6 +166,31 @@ def intensity_range(values: np.ndarray, percentiles: tuple[float, float]) -> tup
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+# Below this (p_hi - p_lo) / max(|p_lo|, |p_hi|) a volume or slice is refused as near-constant:
+# stretched to [0, 1] it would be quantisation noise, and some maps divide by its spread. Real MR
+# images sit near 1 (p99 several times p1); a blank series or a failed export at 0.
+MIN_RELATIVE_CONTRAST = 1e-3
+
+
+def contrast_problem(values: np.ndarray, percentiles: tuple[float, float]) -> Optional[str]:
+    """Why these intensities cannot be analysed (constant or near-constant foreground, the same
+    foreground `intensity_range` uses), or None when they can."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return "no voxel to analyse"
+    fg = values[values > 0]
+    if fg.size == 0:
+        fg = values
+    lo, hi = (float(v) for v in np.percentile(fg, percentiles))
+    if hi <= lo:
+        if float(values.min()) == float(values.max()):
+            return f"it is constant (every voxel is {lo:g}): a blank series or a failed export?"
+        return f"it is near-constant (percentiles {percentiles[0]:g}-{percentiles[1]:g} of its foreground are both {lo:g})"
+    if hi - lo < MIN_RELATIVE_CONTRAST * max(abs(lo), abs(hi)):
+        return f"it is near-constant (foreground spans only {lo:g} to {hi:g}, below {MIN_RELATIVE_CONTRAST:g} of its level)"
+    return None
+
+
 def _warn_if_cord_leaves_field(extent_mm: Extent, origin: tuple[float, float], cfg: PreprocessConfig, study_id: str) -> None:
     """A cord longer than the field (e.g. a whole-spine scan) keeps only its central part."""
     field_mm = cfg.size * cfg.spacing_mm
@@ -189,6 +215,9 @@ def prepare_slices(study: "Study", cfg: PreprocessConfig) -> list[PreparedSlice]
         geometry = SliceTransform(i, origin, cfg.spacing_mm, cfg.size, in_plane, image.shape[1:], 0.0, 1.0)
         on_slice = geometry.to_grid(np.ones(image.shape[1:], np.uint8), "nearest").astype(bool)
         values = geometry.to_grid(image[i], "linear")
+        problem = contrast_problem(values[on_slice], cfg.clip_percentiles)
+        if problem is not None:
+            raise InputError(study.image_path, f"sagittal slice {i} cannot be analysed: {problem}")
         lo, hi = intensity_range(values[on_slice], cfg.clip_percentiles)
         t = dataclasses.replace(geometry, intensity_lo=lo, intensity_hi=hi)
         out.append(
