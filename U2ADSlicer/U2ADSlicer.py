@@ -60,6 +60,17 @@ class U2ADSlicer(ScriptedLoadableModule):
             f"If you use this module, please cite {CITATION} "
             "Real-data tests use public spinal-cord MRI from the Spinal Cord Toolbox (MIT)."
         )
+        # The shipped real sample appears in Sample Data once the application has started.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Add "U2AD cervical T2 sample" to the Sample Data module (U2ADSlicerLib/sample_data.py)."""
+    import SampleData
+
+    from U2ADSlicerLib.sample_data import register_sample_data
+
+    register_sample_data(SampleData.SampleDataLogic.registerCustomSampleDataSource)
 
 
 class U2ADSlicerLogic(ScriptedLoadableModuleLogic, U2ADLogic):

@@ -170,9 +170,28 @@ def test_image_without_cord_is_a_usage_error(setup, capsys):
     assert "--cord" in capsys.readouterr().err
 
 
+def test_demo_on_the_shipped_sample_with_the_shipped_model(tmp_path, capsys):
+    """The README's main command end to end: the real sample with its pseudo-lesion, the shipped
+    model, all six segments scored, and what it prints agrees with result.json."""
+    from u2adcore.resources import sample_metadata
+
+    out = tmp_path / "demo"
+    assert main(["--progress", "none", "demo", "--out", str(out), "--mc", "2"]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads((out / "detection" / "result.json").read_text())
+    assert (out / "detection" / "report.png").is_file()
+    assert sorted(p.name for p in (out / "study").iterdir()) == [f"demo_{r}.nii.gz" for r in ("cord", "discs", "image", "lesion")]
+    assert "real, errsm_21 with a pseudo-lesion in C4-C5" in text and sample_metadata()["pseudo_lesion"]["segment"] == "C4-C5"
+    assert "verdict:" in text and f"patient score:              {doc['patient_score']:.4g}" in text
+    assert "lesion's segment(s):        C4-C5" in text
+    assert f"top-scoring segment:        {doc['top_segment']}" in text
+    assert all(s["known"] and s["score"] is not None for s in doc["segments"])
+    assert doc["inputs"]["levels"].endswith("demo_discs.nii.gz")
+
+
 def test_demo_writes_the_study_and_its_detection_and_names_the_lesion_segment(setup, tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["--progress", "none", "demo", "--out", str(out), "--model", str(setup["ckpt"]), "--mc", "2"]) == 0
+    assert main(["--progress", "none", "demo", "--study", "phantom", "--out", str(out), "--model", str(setup["ckpt"]), "--mc", "2"]) == 0
     text = capsys.readouterr().out
     assert (out / "detection" / "report.png").is_file() and (out / "study" / "demo_image.nii.gz").is_file()
     doc = json.loads((out / "detection" / "result.json").read_text())

@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detect_cmd", "detect T2 hyperintensity in a study or a manifest"),
     "calibrate": ("calibrate_cmd", "store decision thresholds in a checkpoint"),
     "evaluate": ("evaluate_cmd", "the paper's 5-fold evaluation protocol"),
-    "demo": ("demo_cmd", "generate a study with a lesion and run detection with the shipped model"),
+    "demo": ("demo_cmd", "run detection with the shipped model on the shipped real sample (or --study phantom)"),
 }
 
 
