@@ -92,6 +92,9 @@ class AdaptConfig:
     au_top_k: int = 3
     au_min_size: int = 2
     au_component_score: Literal["sum", "mean_sum"] = "sum"
+    # AU candidates are taken on the cord eroded by this many pixels, as the research code does:
+    # on the un-eroded cord a third of the candidate pixels sat on the partial-volume boundary ring.
+    au_erode_px: int = 1
     batch_size: int = 8
     # A restart at a tenth of pretraining's rate, halved every 50 epochs: stage 2 still learns at
     # 1/8 of it. The research code (lr 3e-3, x0.1 every 50) leaves stage 2 at 1e-3 of its start.
