@@ -36,9 +36,9 @@ def test_every_file_is_there_small_and_matches_its_checksum(paths):
             assert hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"][role], path.name
     assert set(meta["sha256"]) == set(SAMPLE_FILES) - {"meta", "readme", "licence"}
     assert sum(p.stat().st_size for p in paths.values()) < 2_000_000
-    text = paths["readme"].read_text()
+    text = paths["readme"].read_text(encoding="utf-8")
     assert "2f897401d571893a3a730a70def06760bb862f3e" in text and "MIT" in text and f"rng({meta['pseudo_lesion']['seed']})" in text
-    assert "MIT License" in paths["licence"].read_text()
+    assert "MIT License" in paths["licence"].read_text(encoding="utf-8")
 
 
 def test_all_images_share_one_grid_and_masks_are_binary(images):

@@ -38,4 +38,4 @@ def sample_paths() -> dict[str, Path]:
 
 def sample_metadata() -> dict:
     """sample.json: where the sample comes from and where its pseudo-lesion is."""
-    return json.loads((sample_dir() / SAMPLE_FILES["meta"]).read_text())
+    return json.loads((sample_dir() / SAMPLE_FILES["meta"]).read_text(encoding="utf-8"))
