@@ -20,7 +20,7 @@ from u2adcore.errors import Cancelled, InputError, U2ADError
 from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
 
 from . import mrml, results
-from .parameters import Inputs, Settings, StudyNodes
+from .parameters import OUTPUT_ATTRIBUTE, Inputs, Settings, StudyNodes
 from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, worker_python
 
 RESULT_FOLDER_NAME = "U2AD results"
@@ -55,8 +55,14 @@ class Job:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def cancel(self) -> None:
+        """Stop the worker's process tree and remove the work folder (blocking: batch mode)."""
         self.worker.cancel()
         self.discard()
+
+    def request_cancel(self) -> None:
+        """Ask the worker to stop and return at once (the GUI): polling finishes the job as
+        cancelled, and finishing it removes the work folder."""
+        self.worker.request_cancel()
 
 
 @dataclass
@@ -165,8 +171,24 @@ def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
     candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates")
     table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
     chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
+    amap.SetAttribute(OUTPUT_ATTRIBUTE, "anomaly map")
     folder = mrml.place_beside(scene, volume, [amap, candidates, table, chart, *tables, *series], RESULT_FOLDER_NAME)
     return DetectionOutputs(amap, candidates, table, chart, summary, folder)
+
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def folder_name(node_name: str) -> str:
+    """A node name as one folder name valid on every system: DICOM names such as "3: T2 SAG" or
+    "T2/ax" would be invalid on Windows or create nested folders. Characters Windows refuses
+    become "_", trailing dots and spaces go, reserved device names get a "_" prefix."""
+    cleaned = "".join("_" if (ch in '<>:"/\\|?*' or ord(ch) < 32) else ch for ch in node_name).strip().rstrip(". ")
+    if not cleaned or cleaned in (".", ".."):
+        return "study"
+    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
+        cleaned = "_" + cleaned
+    return cleaned
 
 
 def keep_files(out_dir: Path, destination: Path) -> Path:
@@ -183,7 +205,7 @@ def finish_detection(scene, job: DetectionJob) -> DetectionOutputs:
         _raise_for(job)
         outputs = load_detection(scene, job.out_dir, job.inputs.volume)
         if job.settings.output_dir:
-            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / job.inputs.volume.GetName())
+            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / folder_name(job.inputs.volume.GetName()))
         return outputs
     finally:
         job.discard()

@@ -3,9 +3,10 @@
 Detection and adaptation never run in Slicer's GUI thread (a frozen GUI is what users of other
 AI extensions complain about most). The child prints one JSON object per line (docs/ARCHITECTURE.md,
 "Progress"); two reader threads collect stdout and stderr so the pipes never fill, and the caller
-either polls (`poll()`, from a QTimer in the GUI) or blocks (`wait()`, batch mode). Cancel
-terminates the process; the caller's private work folder then goes away with everything the child
-had written, so a cancelled run leaves no half-written outputs.
+either polls (`poll()`, from a QTimer in the GUI) or blocks (`wait()`, batch mode). Cancel stops
+the child's whole process tree (processes.py); the GUI asks without waiting (`request_cancel`)
+and the next polls finish the job. The caller's private work folder then goes away with
+everything the child had written, so a cancelled run leaves no half-written outputs.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import core_dir
+from . import core_dir, processes
 from u2adcore.progress import ProgressEvent
 
 TERMINAL_EVENTS = ("done", "error", "cancelled")
@@ -189,8 +190,13 @@ _EOF = object()
 class WorkerProcess:
     """One running worker. Not thread-safe: call it from one thread (the GUI's or the script's)."""
 
-    def __init__(self, argv: Sequence[str], *, env: Optional[dict] = None, settings: WorkerSettings = WorkerSettings()):
+    def __init__(self, argv: Sequence[str], *, env: Optional[dict] = None, settings: WorkerSettings = WorkerSettings(),
+                 plain: bool = False):
+        """`plain`: a child that does not speak the jsonl protocol (pip): every line is a log
+        message and exit code 0 means done."""
         self.argv = list(argv)
+        self.plain = plain
+        self.last_log: str = ""
         self.settings = settings
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=settings.stderr_tail_lines)
@@ -209,7 +215,9 @@ class WorkerProcess:
             errors="replace",
             bufsize=1,
             env=worker_env() if env is None else env,
+            **processes.popen_options(),
         )
+        self._kill_at: Optional[float] = None
         self._threads = [
             threading.Thread(target=self._pump, args=(self._proc.stdout, self._lines.put, True), daemon=True),
             threading.Thread(target=self._pump, args=(self._proc.stderr, self._stderr.append, False), daemon=True),
@@ -230,6 +238,11 @@ class WorkerProcess:
         return self._proc.pid
 
     @property
+    def cancelling(self) -> bool:
+        """A cancel was asked for (the run may still be stopping)."""
+        return self._cancel_reason is not None
+
+    @property
     def finished(self) -> bool:
         return self.result is not None
 
@@ -242,6 +255,9 @@ class WorkerProcess:
             except queue.Empty:
                 break
             messages.extend(self._take(item))
+        if self.result is None and self._kill_at is not None and time.monotonic() >= self._kill_at:
+            processes.signal_tree(self._proc, force=True)  # past the grace period: whatever is left
+            self._kill_at = None
         if self._stdout_closed and self.result is None and self._proc.poll() is not None:
             self._finish()
         return messages
@@ -265,20 +281,23 @@ class WorkerProcess:
                     on_message(msg)
         return self.result
 
+    def request_cancel(self, reason: str = "cancelled by the user") -> None:
+        """Ask the whole process tree to stop and return at once (the GUI's cancel); polling then
+        kills what is left after the grace period and finishes the run as cancelled."""
+        if self.result is not None or self._cancel_reason is not None:
+            return
+        self._cancel_reason = reason
+        processes.signal_tree(self._proc, force=False)
+        self._kill_at = time.monotonic() + self.settings.cancel_grace_s
+
     def cancel(self, reason: str = "cancelled by the user") -> WorkerResult:
-        """Terminate the child (kill it after the grace period) and record the run as cancelled."""
+        """Stop the whole process tree (killed after the grace period) and record the run as
+        cancelled; blocks until it is gone (batch mode, time limits)."""
         if self.result is not None:
             return self.result
-        self._cancel_reason = reason
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=self.settings.cancel_grace_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for t in self._threads:
-            t.join(timeout=self.settings.cancel_grace_s)
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        processes.stop_tree(self._proc, self.settings.cancel_grace_s)
         self._finish()
         return self.result
 
@@ -286,9 +305,11 @@ class WorkerProcess:
         if item is _EOF:
             self._stdout_closed = True
             return []
-        msg = parse_line(item)
+        msg = parse_line(item) if not self.plain else (WorkerMessage("log", message=item.strip()) if item.strip() else None)
         if msg is None:
             return []
+        if msg.event == "log":
+            self.last_log = msg.message
         if msg.event == "progress":
             self.last_progress = msg.progress
         elif msg.event in TERMINAL_EVENTS and self._terminal is None:
@@ -307,6 +328,8 @@ class WorkerProcess:
         term = self._terminal
         if self._cancel_reason is not None:
             self.result = WorkerResult("cancelled", {}, self._cancel_reason, returncode)
+        elif self.plain and returncode == 0:
+            self.result = WorkerResult("done", {}, self.last_log, returncode)
         elif term is not None and term.event == "done" and returncode == 0:
             self.result = WorkerResult("done", term.outputs, term.message, returncode)
         elif term is not None and term.event in ("error", "cancelled"):

@@ -188,8 +188,7 @@ class ctkPathLineEdit(qt.PythonQtMixin, QtWidgets.QWidget):
         return QtWidgets.QLineEdit.text(self._edit)
 
     def _set_path(self, value):
-        if value != QtWidgets.QLineEdit.text(self._edit):
-            self._edit.setText(value)
+        self._edit.setText(value)  # as ctkPathLineEdit: always, which moves the cursor to the end
 
     currentPath = Property(str, _get_path, _set_path)
     filters = Property(int, lambda self: self._filters, lambda self, v: setattr(self, "_filters", v))
