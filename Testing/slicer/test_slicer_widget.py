@@ -41,9 +41,9 @@ def load_errsm(scene, subject, name="errsm_11"):
 def test_detect_button_runs_the_worker_and_loads_the_results(widget, errsm, tiny_model, tmp_path):
     scene = slicer.mrmlScene
     subject = errsm["errsm_11"]
-    volume, cord = load_errsm(scene, subject)
+    volume, cord = load_errsm(scene, subject, "3: T2/SAG")  # a DICOM-style name
     cord_file = mrml.export_cord(scene, cord, volume, tmp_path / "cord.nii.gz")
-    levels = landmarks.load_levels_file(scene, subject["landmarks"], "bodies", subject["image"], cord_file, "errsm_11 levels")
+    levels = landmarks.load_levels_file(scene, subject["landmarks"], "bodies", subject["image"], cord_file, "T2 levels")
     ui = widget.ui
     ui.inputVolumeSelector.setCurrentNode(volume)
     ui.cordSelector.setCurrentNode(cord)
@@ -65,12 +65,201 @@ def test_detect_button_runs_the_worker_and_loads_the_results(widget, errsm, tiny
     assert not dialogs().errors
     assert ui.statusLabel.text.startswith("Detection finished"), ui.statusLabel.text
     assert ui.detectButton.enabled and not ui.cancelButton.enabled and ui.progressBar.value == 100
-    amap = scene.GetFirstNode("errsm_11 U2AD anomaly map", "vtkMRMLScalarVolumeNode")
-    candidates = scene.GetFirstNode("errsm_11 U2AD candidates", "vtkMRMLSegmentationNode")
-    table = scene.GetFirstNode("errsm_11 U2AD segment scores", "vtkMRMLTableNode")
+    amap = scene.GetFirstNode("3: T2/SAG U2AD anomaly map", "vtkMRMLScalarVolumeNode")
+    candidates = scene.GetFirstNode("3: T2/SAG U2AD candidates", "vtkMRMLSegmentationNode")
+    table = scene.GetFirstNode("3: T2/SAG U2AD segment scores", "vtkMRMLTableNode")
     assert amap is not None and candidates is not None and table is not None
     assert slicer.util.arrayFromVolume(amap).shape == slicer.util.arrayFromVolume(volume).shape
     assert candidates.GetSegmentation().GetNthSegment(0).GetName() == mrml.CANDIDATE_SEGMENT_NAME
     assert table.GetNumberOfRows() == 6 and table.GetCellText(0, 0) == "C2-C3"
     assert ui.patientScoreLabel.text not in ("", "-") and float(ui.patientScoreLabel.text.split()[0]) >= 0
-    assert (tmp_path / "kept" / "errsm_11" / "result.json").is_file()
+    # The volume's name became one valid folder name (defect 7), not "3: T2" / "SAG".
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["3_ T2_SAG"]
+    assert (tmp_path / "kept" / "3_ T2_SAG" / "result.json").is_file()
+
+
+def _start_detection(widget, scene, errsm, tiny_model):
+    volume, cord = load_errsm(scene, errsm["errsm_11"])
+    ui = widget.ui
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.cordSelector.setCurrentNode(cord)
+    ui.modelPathLineEdit.currentPath = str(tiny_model)
+    ui.mcSamplesSpinBox.value = 4
+    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
+    click(ui.detectButton)
+    job = widget._job
+    assert job is not None, ui.statusLabel.text
+    assert wait_until(lambda: job.worker.last_progress is not None, 60), "the worker reported no progress"
+    return job
+
+
+def _gone(job):
+    return job.worker.finished and job.worker._proc.poll() is not None and not job.workdir.exists()
+
+
+@pytest.mark.realdata
+def test_cancel_stops_detection_at_once_and_keeps_nothing(widget, errsm, tiny_model):
+    import time
+
+    scene = slicer.mrmlScene
+    job = _start_detection(widget, scene, errsm, tiny_model)
+    start = time.monotonic()
+    click(widget.ui.cancelButton)
+    assert time.monotonic() - start < 0.2  # the click returns at once: the GUI never waits for the child
+    assert not widget.ui.cancelButton.enabled
+    assert wait_until(lambda: widget._job is None, 5)
+    assert _gone(job) and job.worker.result.status == "cancelled"
+    assert "cancelled" in widget.ui.statusLabel.text
+    assert widget.ui.detectButton.enabled and not widget.ui.cancelButton.enabled
+    assert scene.GetFirstNodeByName("errsm_11 U2AD anomaly map") is None
+
+
+@pytest.mark.realdata
+def test_closing_the_scene_during_detection_cancels_it(widget, errsm, tiny_model):
+    scene = slicer.mrmlScene
+    job = _start_detection(widget, scene, errsm, tiny_model)
+    scene.Clear(0)
+    assert wait_until(lambda: widget._job is None, 10)
+    assert _gone(job) and job.worker.result.status == "cancelled"
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 0  # nothing loaded into the new scene
+    assert scene.GetFirstNodeByName("errsm_11 U2AD anomaly map") is None
+    assert not widget.ui.cancelButton.enabled and not widget.ui.detectButton.enabled  # no inputs in the new scene
+    assert not dialogs().errors
+
+
+def _segmentation(scene, name, segment_name):
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    node.GetSegmentation().AddSegment(_segment(segment_name), segment_name + "_id")
+    return node
+
+
+def _segment(name):
+    segment = slicer.vtkSegment()
+    segment.SetName(name)
+    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(), slicer.vtkOrientedImageData())
+    return segment
+
+
+def test_the_parameter_node_gets_the_fallbacks_the_panel_shows(widget):
+    scene = slicer.mrmlScene
+    first, second = _segmentation(scene, "cord A", "cord a"), _segmentation(scene, "cord B", "cord b")
+    widget.ui.cordSelector.setCurrentNode(first)
+    node = parameters.get_parameter_node(scene)
+    assert parameters.read_settings(node).cord_segment_id == "cord a_id"
+    widget.ui.cordSelector.setCurrentNode(second)
+    assert widget.ui.cordSegmentComboBox.currentText == "cord b"
+    assert parameters.read_settings(node).cord_segment_id == "cord b_id"  # not the old segment's ID
+
+    settings = parameters.read_settings(node)
+    settings.device = "cuda"  # saved on a machine with a GPU; this one has none
+    parameters.write_settings(node, settings)
+    if widget.ui.deviceComboBox.findData("cuda") < 0:
+        assert widget.ui.deviceComboBox.currentData == "auto"
+        assert parameters.read_settings(node).device == "auto"
+
+
+def test_a_broken_torch_is_reported_and_install_stays_available(widget, tmp_path, monkeypatch):
+    assert widget.ui.detectButton is not None
+    broken = tmp_path / "broken" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('[WinError 126] The specified module could not be found: c10.dll')\n")
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(broken.parent), os.environ.get("PYTHONPATH", "")]))
+    widget.startEnvironmentProbe()
+    assert wait_until(lambda: widget._probe is None, 60)
+    text = widget.ui.environmentLabel.text
+    assert "broken" in text and "OSError" in text and "c10.dll" in text, text
+    assert widget.ui.installTorchButton.enabled
+    assert not widget.ui.detectButton.enabled
+
+
+def test_remove_takes_the_study_shown_and_stale_studies_are_not_adapted(widget):
+    scene = slicer.mrmlScene
+    node = parameters.get_parameter_node(scene)
+    a, b = (scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", n) for n in ("study A", "study B"))
+    cord_a, cord_b = (scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", n) for n in ("cord A", "cord B"))
+    parameters.write_studies(node, [parameters.StudyNodes(a, cord_a), parameters.StudyNodes(b, cord_b)])
+    scene.RemoveNode(a)  # the user deleted study A's volume
+    widget.updateGUIFromParameterNode()
+    assert widget.ui.adaptStudiesList.count == 1 and widget.ui.adaptStudiesList.item(0).text().startswith("study B")
+    widget.ui.adaptStudiesList.setCurrentRow(0)
+    click(widget.ui.removeStudyButton)
+    assert parameters.usable_studies(node) == [] and parameters.read_studies(node) == []
+
+
+def test_path_fields_keep_the_cursor_while_typing(widget):
+    from PySide6.QtTest import QTest
+
+    edit = widget.ui.modelPathLineEdit.lineEdit()
+    QTest.keyClicks(edit, "/models/clinic.pt")
+    edit.cursorPosition = len("/models/")
+    QTest.keyClicks(edit, "my")
+    assert widget.ui.modelPathLineEdit.currentPath == "/models/myclinic.pt"
+    assert edit.cursorPosition == len("/models/my")
+    assert parameters.read_settings(parameters.get_parameter_node(slicer.mrmlScene)).model_path == "/models/myclinic.pt"
+
+
+def test_error_messages_show_as_plain_text(widget, tmp_path):
+    scene = slicer.mrmlScene
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "T2")
+    cord = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "cord")
+    widget.ui.inputVolumeSelector.setCurrentNode(volume)
+    widget.ui.cordSelector.setCurrentNode(cord)
+    widget.ui.modelPathLineEdit.currentPath = str(tmp_path / "<b>clinic</b> & co.pt")
+    click(widget.ui.detectButton)
+    text = widget.ui.statusLabel.text
+    assert "&lt;b&gt;clinic&lt;/b&gt; &amp; co.pt" in text and "model file not found" in text, text
+
+
+def test_landmark_choices_are_kept_in_the_parameter_node(widget):
+    node = parameters.get_parameter_node(slicer.mrmlScene)
+    widget.ui.firstLandmarkComboBox.currentText = "C3"
+    widget.ui.secondLandmarkComboBox.currentText = "C7"
+    settings = parameters.read_settings(node)
+    assert (settings.first_landmark, settings.second_landmark) == ("C3", "C7")
+    settings.first_landmark = "C4"
+    parameters.write_settings(node, settings)  # e.g. a saved scene loaded
+    assert widget.ui.firstLandmarkComboBox.currentText == "C4"
+
+
+def test_the_cord_segment_list_follows_segment_edits(widget):
+    cord = _segmentation(slicer.mrmlScene, "cord", "spinal cord")
+    widget.ui.cordSelector.setCurrentNode(cord)
+    assert widget.ui.cordSegmentComboBox.count == 1
+    cord.GetSegmentation().AddSegment(_segment("cord (edited)"), "edited")
+    assert [widget.ui.cordSegmentComboBox.itemText(i) for i in range(widget.ui.cordSegmentComboBox.count)] == ["spinal cord", "cord (edited)"]
+    cord.GetSegmentation().GetSegment("edited").SetName("renamed")
+    assert widget.ui.cordSegmentComboBox.itemText(1) == "renamed"
+
+
+def test_the_preselected_t2_volume_is_not_a_labelmap_or_an_output(widget):
+    scene = slicer.mrmlScene
+    scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "cord labels")
+    amap = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "old anomaly map")
+    amap.SetAttribute(parameters.OUTPUT_ATTRIBUTE, "anomaly map")
+    t2 = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "T2")
+    assert parameters.default_volume(scene) is t2
+
+
+def test_placing_landmarks_asks_before_replacing_points_and_forgets_an_abandoned_placement(widget):
+    scene = slicer.mrmlScene
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "T2")
+    points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "my levels")
+    for label in ("C2", "C3", "C4"):
+        points.AddControlPoint(0.0, 0.0, 0.0, label)
+    widget.ui.inputVolumeSelector.setCurrentNode(volume)
+    widget.ui.levelsSelector.setCurrentNode(points)
+    dialogs().answer = False
+    click(widget.ui.placeLandmarksButton)
+    assert dialogs().questions and "3 points" in dialogs().questions[-1]
+    assert points.GetNumberOfControlPoints() == 3  # the user said no: nothing lost
+
+    dialogs().answer = True
+    click(widget.ui.placeLandmarksButton)
+    assert points.GetNumberOfControlPoints() == 2
+    observed = lambda: [o for o in widget.Observations if o[0] is points and o[1] == points.PointPositionDefinedEvent]
+    assert observed()
+    interaction = slicer.app.applicationLogic().GetInteractionNode()
+    interaction.SetCurrentInteractionMode(interaction.ViewTransform)  # the user leaves place mode
+    assert not observed()
