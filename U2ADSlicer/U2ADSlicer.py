@@ -7,7 +7,9 @@ GUI never freezes and can always cancel.
 from __future__ import annotations
 
 import html
+import importlib
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -150,6 +152,12 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.initializeParameterNode()
         self.startEnvironmentProbe()
+
+    def onReload(self):
+        """Reload U2ADSlicerLib too (Slicer's reload only reloads this file), submodules first."""
+        for name in sorted((n for n in sys.modules if n == "U2ADSlicerLib" or n.startswith("U2ADSlicerLib.")), reverse=True):
+            importlib.reload(sys.modules[name])
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def cleanup(self):
         """The module is closing (Slicer exits or reloads it): stop the job's whole process tree."""
@@ -573,18 +581,31 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class U2ADSlicerTest(ScriptedLoadableModuleTest):
-    """Runs the repository's Testing/slicer tree inside the application (the same tests CI runs
-    with slicer-core, plus those marked requires_slicer_app)."""
+    """The module's self-test (also the ctest registered by slicer_add_python_unittest).
+
+    It runs the tests shipped with the module (Testing/Python beside this file, installed with
+    it), not the repository's: through KitwareMedical's SlicerPythonTestRunner when that
+    extension is installed (pytest in a separate Slicer process: no cached modules, the user's
+    scene untouched), otherwise their detection check in this process, in its own scene.
+    """
 
     def runTest(self):
-        repo = Path(__file__).resolve().parent.parent
-        tests = repo / "Testing" / "slicer"
+        tests = Path(__file__).resolve().parent / "Testing" / "Python"
         if not tests.is_dir():
-            raise AssertionError(f"{tests}: not found; the tests run from a source checkout, not an installed extension")
+            raise AssertionError(f"{tests}: the module's tests are not installed next to it")
         try:
-            import pytest
-        except ImportError as exc:
-            raise AssertionError("pytest is not installed in Slicer: run slicer.util.pip_install('pytest') once") from exc
-        code = pytest.main([str(tests), "-q", "-p", "no:cacheprovider", "-c", str(repo / "pytest.ini"), "--rootdir", str(repo)])
-        self.assertEqual(code, 0, f"pytest returned {code}")
-        self.delayDisplay("U2AD Slicer tests passed")
+            from SlicerPythonTestRunnerLib import RunnerLogic, RunSettings
+        except ImportError:
+            self.delayDisplay("SlicerPythonTestRunner is not installed: running the detection check in this process")
+            sys.path.insert(0, str(tests))
+            try:
+                import test_u2adslicer_module
+            finally:
+                sys.path.remove(str(tests))
+            test_u2adslicer_module.run_without_pytest()
+            self.delayDisplay("U2AD detection check passed")
+            return
+        results = RunnerLogic().runAndWaitFinished(tests, RunSettings(doUseMainWindow=False, doMinimizeMainWindow=False))
+        self.assertGreater(results.executedNumber, 0, f"no test ran in {tests}: {results.getSummaryString()}")
+        self.assertEqual(results.failuresNumber, 0, results.getFailingCasesString())
+        self.delayDisplay(f"U2AD tests: {results.getSummaryString()}")

@@ -263,3 +263,38 @@ def test_placing_landmarks_asks_before_replacing_points_and_forgets_an_abandoned
     interaction = slicer.app.applicationLogic().GetInteractionNode()
     interaction.SetCurrentInteractionMode(interaction.ViewTransform)  # the user leaves place mode
     assert not observed()
+
+
+def test_reload_reloads_the_modules_library(widget):
+    from U2ADSlicerLib import pipeline
+
+    original = pipeline.RESULT_FOLDER_NAME
+    pipeline.RESULT_FOLDER_NAME = "edited in memory"
+    widget.onReload()
+    import U2ADSlicerLib.pipeline as reloaded
+
+    assert reloaded.RESULT_FOLDER_NAME == original
+
+
+def test_the_self_test_runs_the_shipped_tests_without_the_repository(monkeypatch, tmp_path):
+    """Without SlicerPythonTestRunner the self-test runs the shipped detection check itself; it
+    needs only the installed module (here: a copy of U2ADSlicer and U2ADCore, no Testing/)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    install = tmp_path / "install"
+    shutil.copytree(repo / "U2ADSlicer", install / "U2ADSlicer", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "U2ADCore", install / "U2ADCore", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    script = (
+        "import sys, pathlib; sys.path[:0] = [str(pathlib.Path('U2ADSlicer').resolve()), 'support']\n"
+        "import u2ad_harness; u2ad_harness.install()\n"
+        "import U2ADSlicer; U2ADSlicer.U2ADSlicerTest('runTest').runTest(); print('SELFTEST OK', U2ADSlicer.__file__)\n"
+    )
+    shutil.copytree(repo / "Testing" / "slicer" / "support", install / "support")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=install, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "SELFTEST OK" in done.stdout and str(install) in done.stdout

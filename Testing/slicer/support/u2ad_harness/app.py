@@ -137,6 +137,9 @@ class ScriptedLoadableModuleWidget:
     def cleanup(self):
         pass
 
+    def onReload(self):
+        pass
+
     def enter(self):
         pass
 
