@@ -298,3 +298,31 @@ def test_the_self_test_runs_the_shipped_tests_without_the_repository(monkeypatch
     done = subprocess.run([sys.executable, "-c", script], cwd=install, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "SELFTEST OK" in done.stdout and str(install) in done.stdout
+
+
+def test_packages_install_in_the_background_and_the_panel_probes_again(widget, monkeypatch):
+    import sys
+    import time
+
+    from U2ADSlicerLib import dependencies
+
+    commands = []
+
+    def fake_pip(python, missing, constraints):  # what pip prints, slowly, without installing anything
+        commands.append((missing, constraints.read_text()))
+        return [sys.executable, "-c", "import time\nfor w in ('Collecting scipy', 'Installing collected packages: scipy'):\n print(w, flush=True); time.sleep(0.4)"]
+
+    monkeypatch.setattr(dependencies, "install_command", fake_pip)
+    widget._environment = dependencies.Environment(torch_version="2.13.0", cuda=False, gpus=(), missing=("scipy",))
+    widget._updateButtons()
+    assert widget.ui.installTorchButton.enabled and not widget.ui.detectButton.enabled
+    start = time.monotonic()
+    click(widget.ui.installTorchButton)
+    assert time.monotonic() - start < 0.5  # pip runs in the background
+    assert dialogs().questions and "scipy" in dialogs().questions[-1]
+    assert commands and commands[0][0] == ("scipy",) and "numpy==" in commands[0][1]
+    assert not widget.ui.installTorchButton.enabled
+    assert wait_until(lambda: "Collecting scipy" in widget.ui.environmentLabel.text or "Installing" in widget.ui.environmentLabel.text, 10)
+    assert wait_until(lambda: widget._install is None and widget._probe is None, 60)
+    assert widget._environment.ready  # probed again: this interpreter has everything
+    assert widget.ui.environmentLabel.text.startswith("PyTorch")
