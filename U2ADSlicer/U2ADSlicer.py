@@ -31,6 +31,7 @@ from U2ADSlicerLib.worker import describe_progress, worker_env, worker_python
 
 from u2adcore.config import VERTEBRAE, AdaptConfig
 from u2adcore.errors import Cancelled, U2ADError
+from u2adcore.methods import registry
 
 POLL_MS = 200  # how often the panel reads the worker's progress
 LEVELS_NODE_NAME = "U2AD levels"
@@ -118,6 +119,8 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for combo in (self.ui.firstLandmarkComboBox, self.ui.secondLandmarkComboBox):
             combo.addItems([v for v in VERTEBRAE if v != "C1"])
         self.ui.deviceComboBox.addItem("Auto", "auto")
+        for name in registry.available():
+            self.ui.methodComboBox.addItem("U2AD" if name == "u2ad" else name, name)
         schedule = AdaptConfig()
         self.ui.adaptEpochsSpinBox.specialValueText = f"schedule default (CPU {schedule.cpu_epochs}, GPU {schedule.epochs})"
 
@@ -129,6 +132,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget, signal in (
             (self.ui.cordSegmentComboBox, "currentIndexChanged(int)"),
             (self.ui.deviceComboBox, "currentIndexChanged(int)"),
+            (self.ui.methodComboBox, "currentIndexChanged(int)"),
             (self.ui.firstLandmarkComboBox, "currentIndexChanged(int)"),
             (self.ui.secondLandmarkComboBox, "currentIndexChanged(int)"),
             (self.ui.mcSamplesSpinBox, "valueChanged(int)"),
@@ -149,6 +153,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeLandmarksButton.connect("clicked(bool)", self.onPlaceLandmarks)
         self.ui.fillLevelsButton.connect("clicked(bool)", self.onFillLevels)
         self.ui.installTorchButton.connect("clicked(bool)", self.onInstall)
+        self.ui.segmentCordButton.connect("clicked(bool)", self.onSegmentCord)
 
         self.initializeParameterNode()
         self.startEnvironmentProbe()
@@ -230,6 +235,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._fillCordSegments(inputs.cord, settings.cord_segment_id)
             index = self.ui.deviceComboBox.findData(settings.device)
             self.ui.deviceComboBox.setCurrentIndex(max(index, 0))
+            self.ui.methodComboBox.setCurrentIndex(max(self.ui.methodComboBox.findData(settings.method), 0))
             self.ui.firstLandmarkComboBox.currentText = settings.first_landmark
             self.ui.secondLandmarkComboBox.currentText = settings.second_landmark
             self.ui.mcSamplesSpinBox.value = settings.mc_samples
@@ -268,6 +274,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings = parameters.read_settings(self._parameterNode)
         settings.cord_segment_id = self.ui.cordSegmentComboBox.currentData or ""
         settings.device = self.ui.deviceComboBox.currentData or "auto"
+        settings.method = self.ui.methodComboBox.currentData or "u2ad"
         settings.first_landmark = self.ui.firstLandmarkComboBox.currentText
         settings.second_landmark = self.ui.secondLandmarkComboBox.currentText
         settings.mc_samples = self.ui.mcSamplesSpinBox.value
@@ -323,7 +330,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         busy = self._job is not None or self._install is not None
         self.ui.cancelButton.enabled = self._job is not None and not self._job.worker.cancelling
         if self._parameterNode is None:  # between scenes
-            for button in (self.ui.detectButton, self.ui.adaptButton, self.ui.placeLandmarksButton, self.ui.fillLevelsButton):
+            for button in (self.ui.detectButton, self.ui.adaptButton, self.ui.placeLandmarksButton, self.ui.fillLevelsButton, self.ui.segmentCordButton):
                 button.enabled = False
             return
         inputs = inputs or parameters.read_inputs(self._parameterNode)
@@ -333,6 +340,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         has_studies = bool(settings.adapt_manifest) or bool(parameters.usable_studies(self._parameterNode))
         self.ui.adaptButton.enabled = not busy and ready and has_studies and bool(settings.adapted_model_path)
         self.ui.placeLandmarksButton.enabled = not busy and inputs.volume is not None
+        self.ui.segmentCordButton.enabled = not busy and ready and inputs.volume is not None
         self.ui.fillLevelsButton.enabled = not busy and None not in (inputs.volume, inputs.cord, inputs.levels)
         self.ui.installTorchButton.enabled = not busy and self._probe is None and (self._environment is None or not self._environment.ready)
 
@@ -492,6 +500,16 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except (U2ADError, OSError) as exc:
             self._showError(str(exc))
 
+    def onSegmentCord(self):
+        """Segment the cord of the chosen volume in the worker (progress and Cancel as for
+        detection); the result becomes the cord input."""
+        inputs = parameters.read_inputs(self._parameterNode)
+        settings = parameters.read_settings(self._parameterNode)
+        try:
+            self._start("Cord segmentation", pipeline.start_cord_segmentation(slicer.mrmlScene, inputs.volume, settings))
+        except (U2ADError, OSError) as exc:
+            self._showError(str(exc))
+
     def onAddStudy(self):
         inputs = parameters.read_inputs(self._parameterNode)
         if inputs.volume is None or inputs.cord is None:
@@ -554,6 +572,10 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 outputs = pipeline.finish_detection(slicer.mrmlScene, job)
                 self.logic.show(job.inputs.volume, outputs)
                 self._showResult(outputs.summary)
+            elif isinstance(job, pipeline.CordJob):
+                cord = pipeline.finish_cord_segmentation(slicer.mrmlScene, job)
+                self.ui.cordSelector.setCurrentNode(cord)
+                self.ui.statusLabel.text = f"Cord segmented: '{cord.GetName()}' is selected. Check it (it must include any lesion) and edit it if needed."
             else:
                 model = pipeline.finish_adaptation(job)
                 settings = parameters.read_settings(self._parameterNode)
@@ -572,7 +594,8 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.patientScoreLabel.text = f"{summary.patient_score:.4f}" + (
             f" (threshold {summary.patient_threshold:.4f})" if summary.patient_threshold is not None else ""
         )
-        self.ui.patientVerdictLabel.text = summary.patient_verdict
+        answer = summary.patient_yes_no
+        self.ui.patientVerdictLabel.text = f"{answer.upper()}: {summary.patient_verdict}" if answer else summary.patient_verdict
         self.ui.statusLabel.text = "Detection finished: anomaly map, candidates, segment scores and AnoCurve are next to the study."
 
     def _showError(self, message):

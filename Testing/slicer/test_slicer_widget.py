@@ -326,3 +326,85 @@ def test_packages_install_in_the_background_and_the_panel_probes_again(widget, m
     assert wait_until(lambda: widget._install is None and widget._probe is None, 60)
     assert widget._environment.ready  # probed again: this interpreter has everything
     assert widget.ui.environmentLabel.text.startswith("PyTorch")
+
+
+def test_verdicts_thresholds_and_mscc_are_shown(widget, tmp_path):
+    import json
+
+    import numpy as np
+    from u2adslicer_testdata import write_outputs, write_study
+
+    from U2ADSlicerLib import pipeline
+
+    scene = slicer.mrmlScene
+    paths = write_study(tmp_path / "study")
+    volume = mrml.load_volume(scene, paths["image"], "T2")
+    written = write_outputs(tmp_path / "out", thresholds=(0.3, 0.2))
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    result["segments"][2]["mscc"] = 31.5  # as the worker writes it when it measured compression
+    (tmp_path / "out" / "result.json").write_text(json.dumps(result))
+    outputs = pipeline.load_detection(scene, tmp_path / "out", volume)
+    widget._showResult(outputs.summary)
+
+    assert widget.ui.patientVerdictLabel.text == "YES: T2 hyperintensity suspected"
+    assert "threshold 0.3000" in widget.ui.patientScoreLabel.text
+    table = outputs.table
+    column = lambda title: [table.GetCellText(r, table.GetColumnIndex(title)) for r in range(6)]
+    expected = ["" if s["positive"] is None else ("yes" if s["positive"] else "no") for s in written["result"]["segments"]]
+    assert column("T2 hyperintensity?") == expected and "yes" in expected and "no" in expected
+    mscc = slicer.util.arrayFromTableColumn(table, "MSCC (%)")
+    assert mscc[2] == 31.5 and np.isnan(mscc[[0, 1, 3, 4, 5]]).all()
+    series = {outputs.chart.GetNthPlotSeriesNode(i).GetName(): outputs.chart.GetNthPlotSeriesNode(i) for i in range(outputs.chart.GetNumberOfPlotSeriesNodes())}
+    line = series["segment threshold"]
+    assert line.GetLineStyle() == slicer.vtkMRMLPlotSeriesNode.LineStyleDash
+    ys = slicer.util.arrayFromTableColumn(line.GetTableNode(), line.GetYColumnName())
+    assert (ys == 0.2).all()  # horizontal, at the calibrated segment threshold
+
+
+def test_the_method_selector_reaches_the_worker(widget, tmp_path):
+    from u2adslicer_testdata import write_study
+
+    from u2adcore.methods import registry
+
+    scene = slicer.mrmlScene
+    paths = write_study(tmp_path / "study")
+    volume = mrml.load_volume(scene, paths["image"], "T2")
+    cord = mrml.load_volume(scene, paths["cord"], "cord", labelmap=True)
+    ui = widget.ui
+    assert [ui.methodComboBox.itemData(i) for i in range(ui.methodComboBox.count)] == registry.available()
+    assert ui.methodComboBox.currentData == "u2ad"
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.cordSelector.setCurrentNode(cord)
+    ui.methodComboBox.setCurrentIndex(ui.methodComboBox.findData("zscore"))
+    assert parameters.read_settings(parameters.get_parameter_node(scene)).method == "zscore"
+    click(ui.detectButton)
+    argv = widget._job.worker.argv
+    assert argv[argv.index("--method") + 1] == "zscore"
+    click(ui.cancelButton)
+    assert wait_until(lambda: widget._job is None, 10)
+
+
+@pytest.mark.realdata
+def test_segment_cord_button(widget, errsm):
+    """Runs the real `u2ad segment-cord` (helper cordseg's CLI): fails on a branch without it."""
+    import numpy as np
+
+    scene = slicer.mrmlScene
+    subject = errsm["errsm_11"]
+    volume = mrml.load_volume(scene, subject["image"], "errsm_11")
+    manual = mrml.load_volume(scene, subject["cord"], "manual cord", labelmap=True)
+    widget.ui.inputVolumeSelector.setCurrentNode(volume)
+    assert widget.ui.segmentCordButton.enabled
+    click(widget.ui.segmentCordButton)
+    assert widget._job is not None and widget.ui.cancelButton.enabled and not widget.ui.detectButton.enabled
+    assert wait_until(lambda: widget._job is None, 240), widget.ui.statusLabel.text
+    cord = widget.ui.cordSelector.currentNode()
+    assert cord is not None and cord.GetName() == "errsm_11 spinal cord", widget.ui.statusLabel.text
+    assert cord.GetSegmentation().GetNthSegment(0).GetName() == "spinal cord"
+    assert widget.ui.cordSegmentComboBox.currentText == "spinal cord"
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "check")
+    slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(cord, labels, volume)
+    auto, truth = slicer.util.arrayFromVolume(labels) > 0, slicer.util.arrayFromVolume(manual) > 0
+    dice = 2 * (auto & truth).sum() / (auto.sum() + truth.sum())
+    assert dice > 0.6, f"Dice with the manual cord: {dice:.2f}"
+    assert widget.ui.detectButton.enabled

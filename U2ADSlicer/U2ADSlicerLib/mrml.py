@@ -291,7 +291,8 @@ def _column(table: vtk.vtkTable, kind, name: str, values) -> None:
 
 
 def scores_table(scene, summary: DetectionSummary, name: str):
-    """Six rows (C2-C3 … C7-T1): score, threshold, verdict, span along the cord."""
+    """Six rows (C2-C3 … C7-T1): score, threshold, verdict, span along the cord, where the levels
+    came from, the calibrated yes/no and the cord compression (MSCC) when measured."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = node.GetTable()
     nan = float("nan")
@@ -304,6 +305,8 @@ def scores_table(scene, summary: DetectionSummary, name: str):
     _column(table, vtk.vtkDoubleArray, "From (mm)", [nan if s.start_mm is None else s.start_mm for s in rows])
     _column(table, vtk.vtkDoubleArray, "To (mm)", [nan if s.end_mm is None else s.end_mm for s in rows])
     _column(table, vtk.vtkStringArray, "Levels", ["" if s.score is None else "prior-filled" if s.inferred else "landmarks" for s in rows])
+    _column(table, vtk.vtkStringArray, "T2 hyperintensity?", [s.yes_no for s in rows])
+    _column(table, vtk.vtkDoubleArray, "MSCC (%)", [nan if s.mscc is None else s.mscc for s in rows])
     node.SetUseColumnTitleAsColumnHeader(True)
     node.SetAttribute("U2AD.PatientScore", f"{summary.patient_score:.6g}")
     node.SetAttribute("U2AD.PatientVerdict", summary.patient_verdict)

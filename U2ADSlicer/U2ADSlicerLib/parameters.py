@@ -44,6 +44,7 @@ class Settings:
     adapt_epochs: int = 0  # 0: the adaptation schedule's own (AdaptConfig: cpu_epochs on a CPU, epochs on a GPU)
     adapt_manifest: str = ""  # when set, adapt on this CSV instead of the loaded studies
     adapted_model_path: str = ""
+    method: str = "u2ad"  # the detector (u2adcore.methods.registry); u2ad unless the user picks another
     first_landmark: str = "C2"  # the two bodies "Place 2 landmarks" asks for
     second_landmark: str = "T1"
 

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import slicer
+
 from u2adcore.config import AdaptConfig, ScoringConfig
 from u2adcore.errors import Cancelled, InputError, U2ADError
 from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
 
 from . import mrml, results
 from .parameters import OUTPUT_ATTRIBUTE, Inputs, Settings, StudyNodes
-from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, worker_python
+from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, segment_cord_command, worker_python
 
 RESULT_FOLDER_NAME = "U2AD results"
 
@@ -143,6 +145,7 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
             device=settings.device,
             mc_samples=settings.mc_samples,
             n_slices=settings.n_slices,
+            method=settings.method,
         )
         return DetectionJob(WorkerProcess(argv), workdir, exported, inputs, settings)
     except BaseException:
@@ -335,3 +338,58 @@ def adapt(
         job.cancel()
         raise
     return finish_adaptation(job)
+
+
+# ---------------------------------------------------------------- cord segmentation
+
+CORD_SEGMENT_NAME = "spinal cord"
+
+
+@dataclass
+class CordJob(Job):
+    volume: object = None
+
+    @property
+    def out_file(self) -> Path:
+        return self.workdir / "cord.nii.gz"
+
+
+def start_cord_segmentation(scene, volume, settings: Settings, *, python: Optional[str] = None) -> CordJob:
+    """Export the volume and start `u2ad segment-cord` in the background."""
+    if volume is None:
+        raise InputError(None, "choose the T2 volume to segment")
+    workdir = _workdir()
+    try:
+        image = mrml.write_node(volume, workdir / "input" / "image.nii.gz")
+        job = CordJob(None, workdir, {image: volume}, volume)
+        job.worker = WorkerProcess(segment_cord_command(python or worker_python(), image, job.out_file, device=settings.device))
+        return job
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def finish_cord_segmentation(scene, job: CordJob):
+    """The worker's cord mask as an editable segmentation with one segment "spinal cord",
+    on the volume's geometry and filed beside it; then clean up."""
+    try:
+        _raise_for(job)
+        produced = Path(job.worker.result.outputs.get("cord") or job.out_file)
+        labels = mrml.load_volume(scene, produced, f"{job.volume.GetName()} cord labels", labelmap=True, detach=True)
+        try:
+            node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{job.volume.GetName()} spinal cord")
+            node.CreateDefaultDisplayNodes()
+            node.SetReferenceImageGeometryParameterFromVolumeNode(job.volume)
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labels, node):
+                raise WorkerFailed(f"{produced}: could not import the cord mask into a segmentation")
+            segmentation = node.GetSegmentation()
+            if segmentation.GetNumberOfSegments() != 1:
+                raise WorkerFailed(f"the cord segmentation of {job.volume.GetName()} is empty")
+            segmentation.GetNthSegment(0).SetName(CORD_SEGMENT_NAME)
+            segmentation.GetNthSegment(0).SetColor(0.9, 0.75, 0.4)
+        finally:
+            scene.RemoveNode(labels)
+        mrml.place_beside(scene, job.volume, [node], "U2AD cord")
+        return node
+    finally:
+        job.discard()

@@ -149,6 +149,7 @@ def detect_command(
     device: str = "auto",
     mc_samples: Optional[int] = None,
     n_slices: Optional[int] = None,
+    method: str = "u2ad",
 ) -> list[str]:
     """argv of `u2ad detect` for one study (None settings keep the model's own defaults)."""
     argv = _base(python, "detect") + [str(image), "--cord", str(cord), "--out", str(out_dir)]
@@ -161,7 +162,14 @@ def detect_command(
         argv += ["--mc", str(mc_samples)]
     if n_slices is not None:
         argv += ["--n-slices", str(n_slices)]
+    if method and method != "u2ad":
+        argv += ["--method", method]
     return argv
+
+
+def segment_cord_command(python: str, image: Path, out: Path, *, device: str = "auto") -> list[str]:
+    """argv of `u2ad segment-cord`: the cord mask on the image's grid; its done event names it."""
+    return _base(python, "segment-cord") + [str(image), "--out", str(out), "--device", device]
 
 
 def adapt_command(
