@@ -96,6 +96,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._jobKind = ""
         self._jobOrphaned = False  # the scene the job belongs to was closed: load nothing
+        self._prefetch = None  # (thread, {file: node}) reading a finished detection's outputs
         self._environment = None
         self._probe = None
         self._install = None
@@ -557,10 +558,26 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.progressBar.value = int(round(100 * ev.fraction))
             self.ui.statusLabel.text = describe_progress(ev)
         if worker.finished:
+            if self._prefetchOutputs():
+                return
             self._finishJob()
+
+    def _prefetchOutputs(self):
+        """Read a finished detection's output volumes on a thread first; True while reading."""
+        job = self._job
+        if not isinstance(job, pipeline.DetectionJob) or job.worker.result.status != "done" or self._jobOrphaned:
+            return False
+        if self._prefetch is None:
+            result = {}
+            self._prefetch = (threading.Thread(target=lambda: result.update(pipeline.read_outputs(job.out_dir)), daemon=True), result)
+            self._prefetch[0].start()
+            self.ui.statusLabel.text = "Loading the results..."
+        return self._prefetch[0].is_alive()
 
     def _finishJob(self):
         job, self._job = self._job, None
+        prefetched = self._prefetch[1] if self._prefetch is not None else None
+        self._prefetch = None
         if self._jobOrphaned:
             job.discard()
             self.ui.progressBar.value = 0
@@ -569,7 +586,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         try:
             if isinstance(job, pipeline.DetectionJob):
-                outputs = pipeline.finish_detection(slicer.mrmlScene, job)
+                outputs = pipeline.finish_detection(slicer.mrmlScene, job, prefetched)
                 self.logic.show(job.inputs.volume, outputs)
                 self._showResult(outputs.summary)
             elif isinstance(job, pipeline.CordJob):

@@ -94,7 +94,8 @@ def _start_detection(widget, scene, errsm, tiny_model):
 
 
 def _gone(job):
-    return job.worker.finished and job.worker._proc.poll() is not None and not job.workdir.exists()
+    process = job.worker._process
+    return job.worker.finished and (process is None or process._proc.poll() is not None) and not job.workdir.exists()
 
 
 @pytest.mark.realdata
@@ -408,3 +409,23 @@ def test_segment_cord_button(widget, errsm):
     dice = 2 * (auto & truth).sum() / (auto.sum() + truth.sum())
     assert dice > 0.6, f"Dice with the manual cord: {dice:.2f}"
     assert widget.ui.detectButton.enabled
+
+
+@pytest.mark.realdata
+def test_detect_writes_the_inputs_off_the_gui_thread(widget, errsm, tiny_model):
+    """Writing errsm_11 as NIfTI takes seconds: the click returns before the file exists (only
+    an in-memory copy is made on the GUI thread) and the worker starts once it is written."""
+    scene = slicer.mrmlScene
+    volume, cord = load_errsm(scene, errsm["errsm_11"])
+    ui = widget.ui
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.cordSelector.setCurrentNode(cord)
+    ui.modelPathLineEdit.currentPath = str(tiny_model)
+    click(ui.detectButton)
+    job = widget._job
+    assert not (job.workdir / "input" / "image.nii.gz").exists() and not job.worker.started
+    assert ui.cancelButton.enabled
+    assert wait_until(lambda: job.worker.started, 60)
+    assert (job.workdir / "input" / "image.nii.gz").is_file()
+    click(ui.cancelButton)
+    assert wait_until(lambda: widget._job is None, 10)

@@ -23,7 +23,7 @@ from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
 
 from . import mrml, results
 from .parameters import OUTPUT_ATTRIBUTE, Inputs, Settings, StudyNodes
-from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, segment_cord_command, worker_python
+from .worker import DeferredWorker, WorkerMessage, WorkerProcess, adapt_command, detect_command, segment_cord_command, worker_python
 
 RESULT_FOLDER_NAME = "U2AD results"
 
@@ -99,22 +99,24 @@ def _model_arg(settings: Settings) -> Optional[Path]:
     return model
 
 
-def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cord_segment_id: str = "") -> dict:
+def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cord_segment_id: str = "", writes: Optional[list] = None) -> dict:
     """Write one study's nodes as files the worker reads; returns their paths and the levels kind.
 
-    Each written file is recorded in `exported` ({path: node}).
+    Each file is recorded in `exported` ({path: node}). With `writes`, the volumes are only
+    snapshotted here (milliseconds) and (snapshot, path) pairs appended for `write_all` to write
+    on a background thread; the small landmark file is written at once.
     """
     if volume is None:
         raise InputError(None, "choose the T2 volume")
     if cord is None:
         raise InputError(None, f"choose the spinal cord segmentation for {volume.GetName()}")
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "image": mrml.write_node(volume, folder / "image.nii.gz"),
-        "cord": mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id),
-        "levels": None,
-        "levels_kind": None,
-    }
+    pending = [(mrml.snapshot_volume(volume), folder / "image.nii.gz"), (mrml.cord_labelmap(scene, cord, volume, cord_segment_id), folder / "cord.nii.gz")]
+    paths = {"image": pending[0][1], "cord": pending[1][1], "levels": None, "levels_kind": None}
+    if writes is None:
+        write_all(pending)
+    else:
+        writes.extend(pending)
     if levels is not None and levels.GetNumberOfControlPoints() > 0:
         paths["levels_kind"] = mrml.levels_kind(levels)
         paths["levels"] = mrml.write_node(levels, folder / "levels.mrk.json")
@@ -124,16 +126,24 @@ def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cor
     return paths
 
 
+def write_all(writes: list) -> None:
+    """Write (node outside the scene, path) pairs: safe on a background thread."""
+    for node, path in writes:
+        mrml.write_node(node, path)
+
+
 # ---------------------------------------------------------------- detection
 
 
 def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None) -> DetectionJob:
-    """Export the inputs and start `u2ad detect` in the background."""
+    """Snapshot the inputs, then write them and start `u2ad detect`, both in the background (the
+    GUI thread only copies voxels in memory)."""
     model = _model_arg(settings)
     workdir = _workdir()
     exported: dict = {}
+    writes: list = []
     try:
-        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", exported, settings.cord_segment_id)
+        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", exported, settings.cord_segment_id, writes)
         argv = detect_command(
             python or worker_python(),
             files["image"],
@@ -147,7 +157,7 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
             n_slices=settings.n_slices,
             method=settings.method,
         )
-        return DetectionJob(WorkerProcess(argv), workdir, exported, inputs, settings)
+        return DetectionJob(DeferredWorker(lambda: write_all(writes), argv), workdir, exported, inputs, settings)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -161,7 +171,17 @@ def _raise_for(job: Job) -> None:
         raise WorkerFailed(mrml.readable(result.message, job.exported))
 
 
-def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
+def read_outputs(out_dir: Path) -> dict:
+    """The output volumes read into nodes outside any scene: the slow part of loading, safe on a
+    background thread. load_detection(..., prefetched=) then only adds them to the scene."""
+    out_dir = Path(out_dir)
+    return {
+        results.ANOMALY_FILE: mrml.read_volume_detached(out_dir / results.ANOMALY_FILE),
+        results.CANDIDATES_FILE: mrml.read_volume_detached(out_dir / results.CANDIDATES_FILE, labelmap=True),
+    }
+
+
+def load_detection(scene, out_dir: Path, volume, prefetched: Optional[dict] = None) -> DetectionOutputs:
     """Nodes from a detection output folder, filed next to `volume` in the subject hierarchy."""
     out_dir = Path(out_dir)
     results.check_outputs(out_dir)
@@ -169,9 +189,11 @@ def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
     saved = results.read_result(out_dir / results.RESULT_FILE).get("settings") or {}
     display_max = float((saved.get("scoring") or {}).get("display_max", ScoringConfig().display_max))
     base = volume.GetName()
-    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True)
+    prefetched = prefetched or {}
+    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True, read=prefetched.get(results.ANOMALY_FILE))
     mrml.show_anomaly_map(scene, amap, display_max)
-    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates")
+    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates",
+                                              read=prefetched.get(results.CANDIDATES_FILE))
     table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
     chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
     amap.SetAttribute(OUTPUT_ATTRIBUTE, "anomaly map")
@@ -202,11 +224,12 @@ def keep_files(out_dir: Path, destination: Path) -> Path:
     return Path(destination)
 
 
-def finish_detection(scene, job: DetectionJob) -> DetectionOutputs:
-    """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up."""
+def finish_detection(scene, job: DetectionJob, prefetched: Optional[dict] = None) -> DetectionOutputs:
+    """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up.
+    `prefetched`: read_outputs(job.out_dir), done on a background thread."""
     try:
         _raise_for(job)
-        outputs = load_detection(scene, job.out_dir, job.inputs.volume)
+        outputs = load_detection(scene, job.out_dir, job.inputs.volume, prefetched)
         if job.settings.output_dir:
             outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / folder_name(job.inputs.volume.GetName()))
         return outputs

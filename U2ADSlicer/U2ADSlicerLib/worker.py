@@ -348,3 +348,83 @@ class WorkerProcess:
             self.result = WorkerResult(
                 "error", {}, f"the U2AD worker stopped unexpectedly (exit code {returncode}): {detail}", returncode
             )
+
+
+class DeferredWorker:
+    """A worker whose inputs are still being written: `prepare()` runs on a thread (writing files
+    never blocks the GUI), then the WorkerProcess starts on the next `poll()`. Same interface as
+    WorkerProcess for the panel; a failure of `prepare` ends the run as an error with its message,
+    a cancel before the start ends it as cancelled without starting anything."""
+
+    def __init__(self, prepare: Callable[[], None], argv: Sequence[str], *, env: Optional[dict] = None):
+        self.argv = list(argv)
+        self._env = env
+        self._process: Optional[WorkerProcess] = None
+        self._error: Optional[str] = None
+        self._cancel_reason: Optional[str] = None
+        self.result: Optional[WorkerResult] = None
+
+        def run():
+            try:
+                prepare()
+            except Exception as exc:  # reported in the panel, in words
+                self._error = str(exc)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    @property
+    def last_progress(self) -> Optional[ProgressEvent]:
+        return self._process.last_progress if self._process is not None else None
+
+    @property
+    def cancelling(self) -> bool:
+        return self._cancel_reason is not None or (self._process is not None and self._process.cancelling)
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    def poll(self) -> list[WorkerMessage]:
+        if self.result is not None:
+            return []
+        if self._process is None:
+            if self._thread.is_alive():
+                return []
+            if self._error is not None:
+                self.result = WorkerResult("error", {}, self._error, None)
+            elif self._cancel_reason is not None:
+                self.result = WorkerResult("cancelled", {}, self._cancel_reason, None)
+            else:
+                self._process = WorkerProcess(self.argv, env=self._env)
+            return []
+        messages = self._process.poll()
+        self.result = self._process.result
+        return messages
+
+    def request_cancel(self, reason: str = "cancelled by the user") -> None:
+        if self._process is not None:
+            self._process.request_cancel(reason)
+        else:
+            self._cancel_reason = reason
+
+    def cancel(self, reason: str = "cancelled by the user") -> WorkerResult:
+        self.request_cancel(reason)
+        self._thread.join()
+        self.poll()
+        if self._process is not None:
+            self.result = self._process.cancel(reason)
+        return self.result
+
+    def wait(self, on_message: Optional[Callable[[WorkerMessage], None]] = None, timeout_s: Optional[float] = None) -> WorkerResult:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self._thread.join(timeout_s)
+        self.poll()
+        if self._process is not None and self.result is None:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self.result = self._process.wait(on_message, remaining)
+        return self.result
