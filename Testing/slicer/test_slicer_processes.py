@@ -78,3 +78,25 @@ def test_a_probe_past_its_time_limit_stops_the_launchers_child(tmp_path):
         dependencies.probe(str(launcher), dict(os.environ), timeout_s=1.0)
     assert time.monotonic() - start < 4.0  # the probe did not wait for the orphaned child's pipes
     assert not _alive(int(pidfile.read_text()))
+
+
+def test_every_child_gets_its_own_group_and_no_console_window_on_windows(monkeypatch):
+    import subprocess
+
+    from U2ADSlicerLib import processes, worker
+
+    started = []
+
+    class Recorder:
+        def __init__(self, argv, **kwargs):
+            started.append(kwargs)
+            raise OSError("recorded")
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert processes.popen_options() == {"creationflags": 0x00000200 | 0x08000000}
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    with pytest.raises(OSError, match="recorded"):
+        worker.WorkerProcess(["python", "-m", "u2adcore"])
+    with pytest.raises(OSError, match="recorded"):
+        dependencies.probe("python")
+    assert [k.get("creationflags") for k in started] == [0x08000200, 0x08000200]

@@ -14,10 +14,16 @@ import sys
 import time
 
 
+# Windows process creation flags (subprocess defines them only on Windows).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
 def popen_options() -> dict:
-    """Keyword arguments for subprocess.Popen/run: own process group, no console window."""
+    """Keyword arguments for subprocess.Popen/run: own process group, and on Windows no console
+    window flashing up (what Slicer's own process launchers do)."""
     if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
     return {"start_new_session": True}
 
 
@@ -25,7 +31,7 @@ def signal_tree(proc: subprocess.Popen, *, force: bool) -> None:
     """Ask the process and everything it started to stop (`force`: kill them now)."""
     if sys.platform == "win32":
         args = ["taskkill", "/PID", str(proc.pid), "/T"] + (["/F"] if force else [])
-        subprocess.run(args, capture_output=True, creationflags=subprocess.CREATE_NO_WINDOW, check=False)
+        subprocess.run(args, capture_output=True, creationflags=CREATE_NO_WINDOW, check=False)
         if force and proc.poll() is None:
             proc.kill()
         return
