@@ -97,6 +97,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._jobKind = ""
         self._jobOrphaned = False  # the scene the job belongs to was closed: load nothing
         self._prefetch = None  # (thread, {file: node}) reading a finished detection's outputs
+        self._levelsTask = None  # (thread, result, point list) filling in levels
         self._environment = None
         self._probe = None
         self._install = None
@@ -328,7 +329,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.adaptStudiesList.addItem(f"{study.volume.GetName()}  |  {study.cord.GetName()}  |  {levels}")
 
     def _updateButtons(self, inputs=None):
-        busy = self._job is not None or self._install is not None
+        busy = self._job is not None or self._install is not None or self._levelsTask is not None
         self.ui.cancelButton.enabled = self._job is not None and not self._job.worker.cancelling
         if self._parameterNode is None:  # between scenes
             for button in (self.ui.detectButton, self.ui.adaptButton, self.ui.placeLandmarksButton, self.ui.fillLevelsButton, self.ui.segmentCordButton):
@@ -473,15 +474,43 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.onFillLevels()
 
     def onFillLevels(self):
+        """Fill in the levels between the landmarks: the slow part (files, the prior) on a thread."""
         inputs = parameters.read_inputs(self._parameterNode)
         settings = parameters.read_settings(self._parameterNode)
         try:
-            levels = landmarks.complete_landmarks(slicer.mrmlScene, inputs.levels, inputs.volume, inputs.cord, settings.cord_segment_id)
+            compute = landmarks.prepare_landmarks(slicer.mrmlScene, inputs.levels, inputs.volume, inputs.cord, settings.cord_segment_id)
         except (U2ADError, OSError) as exc:
             self._showError(f"Could not fill in the vertebral levels: {exc}")
             return
-        filled = ", ".join(levels.inferred) or "none"
-        self.ui.statusLabel.text = f"Levels: {', '.join(levels.bodies)} (filled in from the prior: {filled}). Drag any point to correct it."
+        result = {}
+
+        def run():
+            try:
+                result["levels"] = compute()
+            except Exception as exc:  # shown in the panel, in words
+                result["error"] = str(exc)
+
+        self._levelsTask = (threading.Thread(target=run, daemon=True), result, inputs.levels)
+        self._levelsTask[0].start()
+        self.ui.statusLabel.text = "Filling in the levels between the landmarks..."
+        self._updateButtons()
+        self._timer.start()
+
+    def _pollLevels(self):
+        thread, result, points = self._levelsTask
+        if thread.is_alive():
+            return
+        self._levelsTask = None
+        if "error" in result:
+            self._showError(f"Could not fill in the vertebral levels: {result['error']}")
+        elif points.GetScene() is not slicer.mrmlScene or slicer.mrmlScene.GetNodeByID(points.GetID()) is not points:
+            self.ui.statusLabel.text = "The landmark list was removed before its levels were filled in."
+        else:
+            levels = result["levels"]
+            landmarks.fill_markups(points, levels)
+            filled = ", ".join(levels.inferred) or "none"
+            self.ui.statusLabel.text = f"Levels: {', '.join(levels.bodies)} (filled in from the prior: {filled}). Drag any point to correct it."
+        self._updateButtons()
 
     # ------------------------------------------------------------ running the worker
 
@@ -546,8 +575,10 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._finishProbe()
         if self._install is not None:
             self._pollInstall()
+        if self._levelsTask is not None:
+            self._pollLevels()
         if self._job is None:
-            if self._probe is None and self._install is None:
+            if self._probe is None and self._install is None and self._levelsTask is None:
                 self._timer.stop()
             return
         worker = self._job.worker

@@ -1,7 +1,7 @@
 """Fixtures for the Slicer module's tests, in CI (slicer-core) and inside the Slicer app alike.
 
-`scene` is `slicer.mrmlScene` inside the application (cleared after each test) and a fresh
-`slicer.vtkMRMLScene()` otherwise. Tests marked `requires_slicer_app` skip with the reason when
+`scene` is a fresh `slicer.vtkMRMLScene()` everywhere (inside the application the user's scene
+is left alone). Tests marked `requires_slicer_app` skip with the reason when
 `slicer.app` is absent.
 """
 from __future__ import annotations
@@ -35,12 +35,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _scene():
-    if IN_APP:
-        slicer.mrmlScene.Clear(0)
-        yield slicer.mrmlScene
-        slicer.mrmlScene.Clear(0)
-    else:
-        yield slicer.vtkMRMLScene()
+    """A scene of the test's own, in the application too: the user's scene is never cleared."""
+    yield slicer.vtkMRMLScene()
 
 
 @pytest.fixture

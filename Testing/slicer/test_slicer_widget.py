@@ -429,3 +429,26 @@ def test_detect_writes_the_inputs_off_the_gui_thread(widget, errsm, tiny_model):
     assert (job.workdir / "input" / "image.nii.gz").is_file()
     click(ui.cancelButton)
     assert wait_until(lambda: widget._job is None, 10)
+
+
+@pytest.mark.realdata
+def test_filling_in_levels_runs_off_the_gui_thread(widget, errsm, tmp_path):
+    scene = slicer.mrmlScene
+    subject = errsm["errsm_11"]
+    volume, cord = load_errsm(scene, subject)
+    cord_file = mrml.export_cord(scene, cord, volume, tmp_path / "cord.nii.gz")
+    points = landmarks.load_levels_file(scene, subject["landmarks"], "bodies", subject["image"], cord_file, "levels")
+    keep = {"C2", "C7"}
+    for i in reversed(range(points.GetNumberOfControlPoints())):
+        if points.GetNthControlPointLabel(i) not in keep:
+            points.RemoveNthControlPoint(i)
+    widget.ui.inputVolumeSelector.setCurrentNode(volume)
+    widget.ui.cordSelector.setCurrentNode(cord)
+    widget.ui.levelsSelector.setCurrentNode(points)
+    click(widget.ui.fillLevelsButton)
+    assert widget._levelsTask is not None and points.GetNumberOfControlPoints() == 2  # not computed on the click
+    assert not widget.ui.fillLevelsButton.enabled and not widget.ui.detectButton.enabled
+    assert wait_until(lambda: widget._levelsTask is None, 60)
+    labels = [points.GetNthControlPointLabel(i) for i in range(points.GetNumberOfControlPoints())]
+    assert labels[:6] == ["C2", "C3", "C4", "C5", "C6", "C7"], (labels, widget.ui.statusLabel.text)
+    assert widget.ui.statusLabel.text.startswith("Levels: ") and widget.ui.fillLevelsButton.enabled
