@@ -27,6 +27,7 @@ from slicer.util import VTKObservationMixin
 
 from U2ADSlicerLib import dependencies, landmarks, mrml, parameters, pipeline
 from U2ADSlicerLib.logic import U2ADLogic
+from U2ADSlicerLib.warm import WarmSession
 from U2ADSlicerLib.worker import describe_progress, worker_env, worker_python
 
 from u2adcore.config import VERTEBRAE, AdaptConfig
@@ -98,6 +99,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._jobOrphaned = False  # the scene the job belongs to was closed: load nothing
         self._prefetch = None  # (thread, {file: node}) reading a finished detection's outputs
         self._levelsTask = None  # (thread, result, point list) filling in levels
+        self._warm = None  # the worker kept up between detections, with its model loaded
         self._environment = None
         self._probe = None
         self._install = None
@@ -175,6 +177,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._install is not None:
             self._install.cancel("Slicer closed the module")
             self._install = None
+        if self._warm is not None:
+            self._warm.stop()
+            self._warm = None
         self.removeObservers()
 
     def enter(self):
@@ -526,7 +531,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings = parameters.read_settings(self._parameterNode)
         self.ui.patientScoreLabel.text = self.ui.patientVerdictLabel.text = "-"
         try:
-            self._start("Detection", pipeline.start_detection(slicer.mrmlScene, inputs, settings))
+            if self._warm is None:
+                self._warm = WarmSession(worker_python())
+            self._start("Detection", pipeline.start_detection(slicer.mrmlScene, inputs, settings, session=self._warm))
         except (U2ADError, OSError) as exc:
             self._showError(str(exc))
 

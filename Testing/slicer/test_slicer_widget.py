@@ -94,8 +94,10 @@ def _start_detection(widget, scene, errsm, tiny_model):
 
 
 def _gone(job):
+    """The job ended, its worker (a warm session's server) is gone, its folder removed."""
     process = job.worker._process
-    return job.worker.finished and (process is None or process._proc.poll() is not None) and not job.workdir.exists()
+    stopped = process is None or (process.session._proc is None if hasattr(process, "session") else process._proc.poll() is not None)
+    return job.worker.finished and stopped and not job.workdir.exists()
 
 
 @pytest.mark.realdata
@@ -423,10 +425,10 @@ def test_detect_writes_the_inputs_off_the_gui_thread(widget, errsm, tiny_model):
     ui.modelPathLineEdit.currentPath = str(tiny_model)
     click(ui.detectButton)
     job = widget._job
-    assert not (job.workdir / "input" / "image.nii.gz").exists() and not job.worker.started
+    assert not (job.workdir / "input" / "image.nii").exists() and not job.worker.started
     assert ui.cancelButton.enabled
     assert wait_until(lambda: job.worker.started, 60)
-    assert (job.workdir / "input" / "image.nii.gz").is_file()
+    assert (job.workdir / "input" / "image.nii").is_file()
     click(ui.cancelButton)
     assert wait_until(lambda: widget._job is None, 10)
 
@@ -452,3 +454,29 @@ def test_filling_in_levels_runs_off_the_gui_thread(widget, errsm, tmp_path):
     labels = [points.GetNthControlPointLabel(i) for i in range(points.GetNumberOfControlPoints())]
     assert labels[:6] == ["C2", "C3", "C4", "C5", "C6", "C7"], (labels, widget.ui.statusLabel.text)
     assert widget.ui.statusLabel.text.startswith("Levels: ") and widget.ui.fillLevelsButton.enabled
+
+
+@pytest.mark.realdata
+def test_a_second_detection_reuses_the_warm_worker_and_its_model(widget, errsm, tiny_model, tmp_path):
+    """The panel keeps one worker up between detections (warm.py): the second click reuses the
+    same process with the model already loaded, and gives the same result as the first."""
+    import json
+
+    scene = slicer.mrmlScene
+    volume, cord = load_errsm(scene, errsm["errsm_11"])
+    ui = widget.ui
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.cordSelector.setCurrentNode(cord)
+    ui.modelPathLineEdit.currentPath = str(tiny_model)
+    ui.mcSamplesSpinBox.value = 1
+    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
+    scores, pids = [], []
+    for run in ("first", "second"):
+        ui.outputDirLineEdit.currentPath = str(tmp_path / run)
+        click(ui.detectButton)
+        assert wait_until(lambda: widget._job is None, 240), ui.statusLabel.text
+        assert ui.statusLabel.text.startswith("Detection finished"), ui.statusLabel.text
+        pids.append(widget._warm.pid)
+        scores.append(json.loads((tmp_path / run / "errsm_11" / "result.json").read_text())["patient_score"])
+    assert pids[0] is not None and pids[0] == pids[1]
+    assert scores[0] == scores[1]

@@ -100,7 +100,7 @@ def write_node(node, path: Path) -> Path:
     path = Path(path)
     storage = _storage_for(node)
     if storage.IsA("vtkMRMLVolumeArchetypeStorageNode"):
-        storage.SetUseCompression(True)
+        storage.SetUseCompression(path.name.endswith(".gz"))  # worker inputs: plain .nii, written fast
     with staged_output_dir(path.parent, overwrite=True) as stage:
         storage.SetFileName(str(stage / path.name))
         if not storage.WriteData(node):

@@ -111,7 +111,8 @@ def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cor
     if cord is None:
         raise InputError(None, f"choose the spinal cord segmentation for {volume.GetName()}")
     folder.mkdir(parents=True, exist_ok=True)
-    pending = [(mrml.snapshot_volume(volume), folder / "image.nii.gz"), (mrml.cord_labelmap(scene, cord, volume, cord_segment_id), folder / "cord.nii.gz")]
+    # Uncompressed: the files live seconds, and gzip is most of the time it takes to write them.
+    pending = [(mrml.snapshot_volume(volume), folder / "image.nii"), (mrml.cord_labelmap(scene, cord, volume, cord_segment_id), folder / "cord.nii")]
     paths = {"image": pending[0][1], "cord": pending[1][1], "levels": None, "levels_kind": None}
     if writes is None:
         write_all(pending)
@@ -135,9 +136,10 @@ def write_all(writes: list) -> None:
 # ---------------------------------------------------------------- detection
 
 
-def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None) -> DetectionJob:
+def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None, session=None) -> DetectionJob:
     """Snapshot the inputs, then write them and start `u2ad detect`, both in the background (the
-    GUI thread only copies voxels in memory)."""
+    GUI thread only copies voxels in memory). `session`: a warm.WarmSession that keeps the worker
+    and its model loaded between detections."""
     model = _model_arg(settings)
     workdir = _workdir()
     exported: dict = {}
@@ -157,7 +159,15 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
             n_slices=settings.n_slices,
             method=settings.method,
         )
-        return DetectionJob(DeferredWorker(lambda: write_all(writes), argv), workdir, exported, inputs, settings)
+        if session is None:
+            worker = DeferredWorker(lambda: write_all(writes), argv)
+        else:
+            def prepare():
+                write_all(writes)
+                session.warm_up()  # start it off the GUI thread; submit is then immediate
+
+            worker = DeferredWorker(prepare, argv, start=lambda full: session.submit(full[3:]))
+        return DetectionJob(worker, workdir, exported, inputs, settings)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -356,9 +356,12 @@ class DeferredWorker:
     WorkerProcess for the panel; a failure of `prepare` ends the run as an error with its message,
     a cancel before the start ends it as cancelled without starting anything."""
 
-    def __init__(self, prepare: Callable[[], None], argv: Sequence[str], *, env: Optional[dict] = None):
+    def __init__(self, prepare: Callable[[], None], argv: Sequence[str], *, env: Optional[dict] = None, start: Optional[Callable] = None):
+        """`start(argv)`: what runs the command once prepared (default: a new WorkerProcess; the
+        panel passes its warm session's submit)."""
         self.argv = list(argv)
         self._env = env
+        self._start = start or (lambda argv: WorkerProcess(argv, env=env))
         self._process: Optional[WorkerProcess] = None
         self._error: Optional[str] = None
         self._cancel_reason: Optional[str] = None
@@ -400,7 +403,10 @@ class DeferredWorker:
             elif self._cancel_reason is not None:
                 self.result = WorkerResult("cancelled", {}, self._cancel_reason, None)
             else:
-                self._process = WorkerProcess(self.argv, env=self._env)
+                try:
+                    self._process = self._start(self.argv)
+                except (OSError, RuntimeError) as exc:
+                    self.result = WorkerResult("error", {}, str(exc), None)
             return []
         messages = self._process.poll()
         self.result = self._process.result
