@@ -459,8 +459,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _stopPlacing(self):
         """Forget a placement in progress (finished, abandoned, or its scene closed)."""
         points, self._placing = self._placing, None
-        if points is not None:
-            self.removeObserver(points, points.PointPositionDefinedEvent, self.onLandmarkPlaced)
+        if points is None:
+            return
+        self.removeObserver(points, points.PointPositionDefinedEvent, self.onLandmarkPlaced)
         interaction = slicer.app.applicationLogic().GetInteractionNode()
         self.removeObserver(interaction, interaction.InteractionModeChangedEvent, self.onInteractionModeChanged)
 
