@@ -6,6 +6,11 @@ GUI never freezes and can always cancel.
 """
 from __future__ import annotations
 
+import html
+import importlib
+import shutil
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -22,14 +27,15 @@ from slicer.util import VTKObservationMixin
 
 from U2ADSlicerLib import dependencies, landmarks, mrml, parameters, pipeline
 from U2ADSlicerLib.logic import U2ADLogic
+from U2ADSlicerLib.warm import WarmSession
 from U2ADSlicerLib.worker import describe_progress, worker_env, worker_python
 
 from u2adcore.config import VERTEBRAE, AdaptConfig
 from u2adcore.errors import Cancelled, U2ADError
+from u2adcore.methods import registry
 
 POLL_MS = 200  # how often the panel reads the worker's progress
 LEVELS_NODE_NAME = "U2AD levels"
-DEFAULT_LANDMARKS = ("C2", "T1")
 
 CITATION = (
     "Zhang, Chen, He et al., \"U2AD: Uncertainty-based unsupervised anomaly detection framework for "
@@ -101,8 +107,16 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingGUI = False
         self._job = None
         self._jobKind = ""
+        self._jobOrphaned = False  # the scene the job belongs to was closed: load nothing
+        self._prefetch = None  # (thread, {file: node}) reading a finished detection's outputs
+        self._levelsTask = None  # (thread, result, point list) filling in levels
+        self._warm = None  # the worker kept up between detections, with its model loaded
         self._environment = None
         self._probe = None
+        self._install = None
+        self._installDir = None
+        self._observedCord = None
+        self._placing = None  # the point list whose placement is in progress
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_MS)
         self._timer.connect("timeout()", self.onPoll)
@@ -119,9 +133,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         for combo in (self.ui.firstLandmarkComboBox, self.ui.secondLandmarkComboBox):
             combo.addItems([v for v in VERTEBRAE if v != "C1"])
-        self.ui.firstLandmarkComboBox.currentText = DEFAULT_LANDMARKS[0]
-        self.ui.secondLandmarkComboBox.currentText = DEFAULT_LANDMARKS[1]
         self.ui.deviceComboBox.addItem("Auto", "auto")
+        for name in registry.available():
+            self.ui.methodComboBox.addItem("U2AD" if name == "u2ad" else name, name)
         schedule = AdaptConfig()
         self.ui.adaptEpochsSpinBox.specialValueText = f"schedule default (CPU {schedule.cpu_epochs}, GPU {schedule.epochs})"
 
@@ -133,6 +147,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget, signal in (
             (self.ui.cordSegmentComboBox, "currentIndexChanged(int)"),
             (self.ui.deviceComboBox, "currentIndexChanged(int)"),
+            (self.ui.methodComboBox, "currentIndexChanged(int)"),
+            (self.ui.firstLandmarkComboBox, "currentIndexChanged(int)"),
+            (self.ui.secondLandmarkComboBox, "currentIndexChanged(int)"),
             (self.ui.mcSamplesSpinBox, "valueChanged(int)"),
             (self.ui.slicesSpinBox, "valueChanged(int)"),
             (self.ui.adaptEpochsSpinBox, "valueChanged(int)"),
@@ -151,14 +168,29 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeLandmarksButton.connect("clicked(bool)", self.onPlaceLandmarks)
         self.ui.fillLevelsButton.connect("clicked(bool)", self.onFillLevels)
         self.ui.installTorchButton.connect("clicked(bool)", self.onInstall)
+        self.ui.segmentCordButton.connect("clicked(bool)", self.onSegmentCord)
 
         self.initializeParameterNode()
         self.startEnvironmentProbe()
 
+    def onReload(self):
+        """Reload U2ADSlicerLib too (Slicer's reload only reloads this file), submodules first."""
+        for name in sorted((n for n in sys.modules if n == "U2ADSlicerLib" or n.startswith("U2ADSlicerLib.")), reverse=True):
+            importlib.reload(sys.modules[name])
+        ScriptedLoadableModuleWidget.onReload(self)
+
     def cleanup(self):
+        """The module is closing (Slicer exits or reloads it): stop the job's whole process tree."""
+        self._timer.stop()
         if self._job is not None:
             self._job.cancel()
-        self._timer.stop()
+            self._job = None
+        if self._install is not None:
+            self._install.cancel("Slicer closed the module")
+            self._install = None
+        if self._warm is not None:
+            self._warm.stop()
+            self._warm = None
         self.removeObservers()
 
     def enter(self):
@@ -169,6 +201,11 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
 
     def onSceneStartClose(self, caller, event):
+        """A job belongs to the scene being closed: stop it, and load nothing into the next one."""
+        if self._job is not None:
+            self._job.request_cancel()
+            self._jobOrphaned = True
+        self._stopPlacing()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
@@ -181,7 +218,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self.logic.getParameterNode()
         inputs = parameters.read_inputs(node)
         if inputs.volume is None:
-            inputs.volume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            inputs.volume = parameters.default_volume(slicer.mrmlScene)
             parameters.write_inputs(node, inputs)
         self.setParameterNode(node)
 
@@ -193,8 +230,17 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(node, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
         self.updateGUIFromParameterNode()
 
+    @staticmethod
+    def _setPath(lineEdit, path):
+        """Only when it differs: setting a path field's text moves its cursor to the end."""
+        if lineEdit.currentPath != path:
+            lineEdit.currentPath = path
+
     def updateGUIFromParameterNode(self, caller=None, event=None):
-        if self._parameterNode is None or self._updatingGUI:
+        if self._updatingGUI:
+            return
+        if self._parameterNode is None:
+            self._updateButtons()
             return
         self._updatingGUI = True
         try:
@@ -203,20 +249,39 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.inputVolumeSelector.setCurrentNode(inputs.volume)
             self.ui.cordSelector.setCurrentNode(inputs.cord)
             self.ui.levelsSelector.setCurrentNode(inputs.levels)
+            self._observeCord(inputs.cord)
             self._fillCordSegments(inputs.cord, settings.cord_segment_id)
             index = self.ui.deviceComboBox.findData(settings.device)
             self.ui.deviceComboBox.setCurrentIndex(max(index, 0))
+            self.ui.methodComboBox.setCurrentIndex(max(self.ui.methodComboBox.findData(settings.method), 0))
+            self.ui.firstLandmarkComboBox.currentText = settings.first_landmark
+            self.ui.secondLandmarkComboBox.currentText = settings.second_landmark
             self.ui.mcSamplesSpinBox.value = settings.mc_samples
             self.ui.slicesSpinBox.value = settings.n_slices
             self.ui.adaptEpochsSpinBox.value = settings.adapt_epochs
-            self.ui.modelPathLineEdit.currentPath = settings.model_path
-            self.ui.outputDirLineEdit.currentPath = settings.output_dir
-            self.ui.adaptedModelPathLineEdit.currentPath = settings.adapted_model_path
-            self.ui.adaptManifestLineEdit.currentPath = settings.adapt_manifest
+            self._setPath(self.ui.modelPathLineEdit, settings.model_path)
+            self._setPath(self.ui.outputDirLineEdit, settings.output_dir)
+            self._setPath(self.ui.adaptedModelPathLineEdit, settings.adapted_model_path)
+            self._setPath(self.ui.adaptManifestLineEdit, settings.adapt_manifest)
             self._fillStudyList()
             self._updateButtons(inputs)
         finally:
             self._updatingGUI = False
+        self._writeBackFallbacks(settings)
+
+    def _writeBackFallbacks(self, settings):
+        """Where the panel shows a fallback (the first segment for a segment ID the cord lacks,
+        Auto for a device this machine lacks), the parameter node gets it too: what the user
+        sees is what the worker gets."""
+        segment = self.ui.cordSegmentComboBox.currentData or ""
+        device = self.ui.deviceComboBox.currentData or "auto"
+        changed = False
+        if segment != settings.cord_segment_id and self.ui.cordSegmentComboBox.count:
+            settings.cord_segment_id, changed = segment, True
+        if self._environment is not None and device != settings.device:
+            settings.device, changed = device, True
+        if changed:
+            parameters.write_settings(self._parameterNode, settings)
 
     def updateParameterNodeFromGUI(self, *args):
         if self._parameterNode is None or self._updatingGUI:
@@ -227,6 +292,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings = parameters.read_settings(self._parameterNode)
         settings.cord_segment_id = self.ui.cordSegmentComboBox.currentData or ""
         settings.device = self.ui.deviceComboBox.currentData or "auto"
+        settings.method = self.ui.methodComboBox.currentData or "u2ad"
+        settings.first_landmark = self.ui.firstLandmarkComboBox.currentText
+        settings.second_landmark = self.ui.secondLandmarkComboBox.currentText
         settings.mc_samples = self.ui.mcSamplesSpinBox.value
         settings.n_slices = self.ui.slicesSpinBox.value
         settings.adapt_epochs = self.ui.adaptEpochsSpinBox.value
@@ -238,6 +306,23 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters.write_inputs(self._parameterNode, inputs)
         parameters.write_settings(self._parameterNode, settings)
         self._parameterNode.EndModify(wasModifying)
+
+    def _observeCord(self, cord):
+        """Follow the cord segmentation's segments (added, removed, renamed), as
+        qMRMLSegmentSelectorWidget does."""
+        if cord is self._observedCord:
+            return
+        events = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved, slicer.vtkSegmentation.SegmentModified)
+        if self._observedCord is not None:
+            for event in events:
+                self.removeObserver(self._observedCord, event, self.onCordSegmentsChanged)
+        self._observedCord = cord if cord is not None and cord.IsA("vtkMRMLSegmentationNode") else None
+        if self._observedCord is not None:
+            for event in events:
+                self.addObserver(self._observedCord, event, self.onCordSegmentsChanged)
+
+    def onCordSegmentsChanged(self, caller, event):
+        self.updateGUIFromParameterNode()
 
     def _fillCordSegments(self, cord, selected_id):
         combo = self.ui.cordSegmentComboBox
@@ -253,24 +338,29 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         combo.setCurrentIndex(max(index, 0))
 
     def _fillStudyList(self):
+        """The usable studies only; Remove and Adapt use the same list (parameters.usable_studies)."""
         self.ui.adaptStudiesList.clear()
-        for study in parameters.read_studies(self._parameterNode):
-            if study.volume is None or study.cord is None:
-                continue
+        for study in parameters.usable_studies(self._parameterNode):
             levels = study.levels.GetName() if study.levels is not None else "no levels"
             self.ui.adaptStudiesList.addItem(f"{study.volume.GetName()}  |  {study.cord.GetName()}  |  {levels}")
 
     def _updateButtons(self, inputs=None):
+        busy = self._job is not None or self._install is not None or self._levelsTask is not None
+        self.ui.cancelButton.enabled = self._job is not None and not self._job.worker.cancelling
+        if self._parameterNode is None:  # between scenes
+            for button in (self.ui.detectButton, self.ui.adaptButton, self.ui.placeLandmarksButton, self.ui.fillLevelsButton, self.ui.segmentCordButton):
+                button.enabled = False
+            return
         inputs = inputs or parameters.read_inputs(self._parameterNode)
-        busy = self._job is not None
         ready = self._environment is not None and self._environment.ready
         self.ui.detectButton.enabled = not busy and ready and inputs.volume is not None and inputs.cord is not None
         settings = parameters.read_settings(self._parameterNode)
-        has_studies = bool(settings.adapt_manifest) or bool(parameters.read_studies(self._parameterNode))
+        has_studies = bool(settings.adapt_manifest) or bool(parameters.usable_studies(self._parameterNode))
         self.ui.adaptButton.enabled = not busy and ready and has_studies and bool(settings.adapted_model_path)
-        self.ui.cancelButton.enabled = busy
         self.ui.placeLandmarksButton.enabled = not busy and inputs.volume is not None
+        self.ui.segmentCordButton.enabled = not busy and ready and inputs.volume is not None
         self.ui.fillLevelsButton.enabled = not busy and None not in (inputs.volume, inputs.cord, inputs.levels)
+        self.ui.installTorchButton.enabled = not busy and self._probe is None and (self._environment is None or not self._environment.ready)
 
     # ------------------------------------------------------------ dependencies
 
@@ -282,8 +372,8 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         def run():
             try:
                 result["env"] = dependencies.probe(worker_python(), worker_env())
-            except (RuntimeError, OSError) as exc:
-                result["error"] = str(exc)
+            except Exception as exc:  # whatever breaks, the panel must say it and offer Install
+                result["error"] = f"Cannot check the U2AD worker's Python ({exc}). Press 'Install PyTorch' to repair it."
 
         self._probe = (threading.Thread(target=run, daemon=True), result)
         self._probe[0].start()
@@ -295,11 +385,12 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._probe = None
         if "error" in result:
+            self._environment = None
             self.ui.environmentLabel.text = result["error"]
+            self._updateButtons()
             return
         self._environment = env = result["env"]
         self.ui.environmentLabel.text = env.summary()
-        self.ui.installTorchButton.enabled = not env.ready
         self._updatingGUI = True
         self.ui.deviceComboBox.clear()
         for value, label in env.device_choices():
@@ -308,11 +399,41 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGUIFromParameterNode()
 
     def onInstall(self):
-        confirm = lambda question: slicer.util.confirmOkCancelDisplay(question, windowTitle="U2AD")
-        with slicer.util.tryWithErrorDisplay("Installing U2AD's dependencies failed.", waitCursor=True):
-            if self._environment.torch_version is None:
-                dependencies.install_torch(confirm)
-            dependencies.install_packages(self._environment.missing, confirm)
+        """PyTorch through the PyTorch extension (its own dialog and progress), then U2ADCore's
+        other packages with pip in the background, Slicer's numpy/SimpleITK/vtk held in place."""
+        env = self._environment
+        try:
+            if env is None or env.torch_version is None or env.torch_error is not None or env.torch_too_old:
+                confirm = lambda question: slicer.util.confirmOkCancelDisplay(question, windowTitle="U2AD")
+                if not dependencies.install_torch(confirm):
+                    return
+            missing = env.missing if env is not None else ()
+            if missing:
+                question = f"U2AD needs these Python packages: {', '.join(missing)}. Install them now (in the background)?"
+                if not slicer.util.confirmOkCancelDisplay(question, windowTitle="U2AD"):
+                    return
+                self._installDir = Path(tempfile.mkdtemp(prefix="u2ad-install-"))
+                self._install = dependencies.start_install(worker_python(), missing, self._installDir, worker_env())
+                self.ui.environmentLabel.text = "Installing " + ", ".join(missing) + "..."
+                self._updateButtons()
+                self._timer.start()
+                return
+        except (RuntimeError, OSError) as exc:
+            self._showError(str(exc))
+            return
+        self.startEnvironmentProbe()
+
+    def _pollInstall(self):
+        install = self._install
+        install.poll()
+        if install.last_log:
+            self.ui.environmentLabel.text = install.last_log[-200:]
+        if not install.finished:
+            return
+        self._install = None
+        shutil.rmtree(self._installDir, ignore_errors=True)
+        if install.result.status != "done":
+            self._showError(f"Installing U2AD's packages failed: {install.result.message}")
         self.startEnvironmentProbe()
 
     # ------------------------------------------------------------ landmarks
@@ -324,43 +445,94 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(f"The first landmark ({first}) must lie above the second ({second}).")
             return
         points = self.ui.levelsSelector.currentNode()
+        if points is not None and points.GetNumberOfControlPoints() > 0:
+            question = f"'{points.GetName()}' has {points.GetNumberOfControlPoints()} points. Replace them by two new landmarks?"
+            if not slicer.util.confirmOkCancelDisplay(question, windowTitle="U2AD"):
+                return
         if points is None:
             points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", LEVELS_NODE_NAME)
             points.CreateDefaultDisplayNodes()
             self.ui.levelsSelector.setCurrentNode(points)
+        self._stopPlacing()
         points.RemoveAllControlPoints()
         for label in (first, second):
             index = points.AddControlPoint(vtk.vtkVector3d(0, 0, 0), label)
             points.UnsetNthControlPointPosition(index)
+        self._placing = points
         self.addObserver(points, points.PointPositionDefinedEvent, self.onLandmarkPlaced)
         slicer.modules.markups.logic().SetActiveList(points)
         interaction = slicer.app.applicationLogic().GetInteractionNode()
         interaction.SetPlaceModePersistence(1)
         interaction.SetCurrentInteractionMode(interaction.Place)
+        self.addObserver(interaction, interaction.InteractionModeChangedEvent, self.onInteractionModeChanged)
         self.ui.statusLabel.text = f"Click the centre of the {first} body, then of the {second} body, in a sagittal view."
+
+    def _stopPlacing(self):
+        """Forget a placement in progress (finished, abandoned, or its scene closed)."""
+        points, self._placing = self._placing, None
+        if points is None:
+            return
+        self.removeObserver(points, points.PointPositionDefinedEvent, self.onLandmarkPlaced)
+        interaction = slicer.app.applicationLogic().GetInteractionNode()
+        self.removeObserver(interaction, interaction.InteractionModeChangedEvent, self.onInteractionModeChanged)
+
+    def onInteractionModeChanged(self, interaction, event):
+        if interaction.GetCurrentInteractionMode() != interaction.Place and self._placing is not None:
+            self._stopPlacing()  # the user left place mode before clicking both landmarks
 
     def onLandmarkPlaced(self, points, event):
         undefined = [i for i in range(points.GetNumberOfControlPoints()) if points.GetNthControlPointPositionStatus(i) != points.PositionDefined]
         if undefined:
             return
-        self.removeObserver(points, points.PointPositionDefinedEvent, self.onLandmarkPlaced)
+        self._stopPlacing()
         interaction = slicer.app.applicationLogic().GetInteractionNode()
         interaction.SetPlaceModePersistence(0)
         interaction.SetCurrentInteractionMode(interaction.ViewTransform)
         self.onFillLevels()
 
     def onFillLevels(self):
+        """Fill in the levels between the landmarks: the slow part (files, the prior) on a thread."""
         inputs = parameters.read_inputs(self._parameterNode)
         settings = parameters.read_settings(self._parameterNode)
-        with slicer.util.tryWithErrorDisplay("Could not fill in the vertebral levels.", waitCursor=True):
-            levels = landmarks.complete_landmarks(slicer.mrmlScene, inputs.levels, inputs.volume, inputs.cord, settings.cord_segment_id)
+        try:
+            compute = landmarks.prepare_landmarks(slicer.mrmlScene, inputs.levels, inputs.volume, inputs.cord, settings.cord_segment_id)
+        except (U2ADError, OSError) as exc:
+            self._showError(f"Could not fill in the vertebral levels: {exc}")
+            return
+        result = {}
+
+        def run():
+            try:
+                result["levels"] = compute()
+            except Exception as exc:  # shown in the panel, in words
+                result["error"] = str(exc)
+
+        self._levelsTask = (threading.Thread(target=run, daemon=True), result, inputs.levels)
+        self._levelsTask[0].start()
+        self.ui.statusLabel.text = "Filling in the levels between the landmarks..."
+        self._updateButtons()
+        self._timer.start()
+
+    def _pollLevels(self):
+        thread, result, points = self._levelsTask
+        if thread.is_alive():
+            return
+        self._levelsTask = None
+        if "error" in result:
+            self._showError(f"Could not fill in the vertebral levels: {result['error']}")
+        elif points.GetScene() is not slicer.mrmlScene or slicer.mrmlScene.GetNodeByID(points.GetID()) is not points:
+            self.ui.statusLabel.text = "The landmark list was removed before its levels were filled in."
+        else:
+            levels = result["levels"]
+            landmarks.fill_markups(points, levels)
             filled = ", ".join(levels.inferred) or "none"
             self.ui.statusLabel.text = f"Levels: {', '.join(levels.bodies)} (filled in from the prior: {filled}). Drag any point to correct it."
+        self._updateButtons()
 
     # ------------------------------------------------------------ running the worker
 
     def _start(self, kind, job):
-        self._job, self._jobKind = job, kind
+        self._job, self._jobKind, self._jobOrphaned = job, kind, False
         self.ui.progressBar.value = 0
         self.ui.statusLabel.text = f"{kind} started..."
         self._updateButtons()
@@ -371,7 +543,19 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings = parameters.read_settings(self._parameterNode)
         self.ui.patientScoreLabel.text = self.ui.patientVerdictLabel.text = "-"
         try:
-            self._start("Detection", pipeline.start_detection(slicer.mrmlScene, inputs, settings))
+            if self._warm is None:
+                self._warm = WarmSession(worker_python())
+            self._start("Detection", pipeline.start_detection(slicer.mrmlScene, inputs, settings, session=self._warm))
+        except (U2ADError, OSError) as exc:
+            self._showError(str(exc))
+
+    def onSegmentCord(self):
+        """Segment the cord of the chosen volume in the worker (progress and Cancel as for
+        detection); the result becomes the cord input."""
+        inputs = parameters.read_inputs(self._parameterNode)
+        settings = parameters.read_settings(self._parameterNode)
+        try:
+            self._start("Cord segmentation", pipeline.start_cord_segmentation(slicer.mrmlScene, inputs.volume, settings))
         except (U2ADError, OSError) as exc:
             self._showError(str(exc))
 
@@ -380,21 +564,17 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if inputs.volume is None or inputs.cord is None:
             self._showError("Choose a T2 volume and its spinal cord above, then add them as a study.")
             return
-        studies = parameters.read_studies(self._parameterNode)
+        studies = parameters.usable_studies(self._parameterNode)
         studies.append(parameters.StudyNodes(inputs.volume, inputs.cord, inputs.levels))
         parameters.write_studies(self._parameterNode, studies)
 
     def onRemoveStudy(self):
-        row = self.ui.adaptStudiesList.currentRow
-        studies = parameters.read_studies(self._parameterNode)
-        if 0 <= row < len(studies):
-            del studies[row]
-            parameters.write_studies(self._parameterNode, studies)
+        parameters.remove_study(self._parameterNode, self.ui.adaptStudiesList.currentRow)
 
     def onAdapt(self):
         settings = parameters.read_settings(self._parameterNode)
         manifest = settings.adapt_manifest
-        studies = Path(manifest) if manifest else parameters.read_studies(self._parameterNode)
+        studies = Path(manifest) if manifest else parameters.usable_studies(self._parameterNode)
         try:
             job = pipeline.start_adaptation(slicer.mrmlScene, studies, Path(settings.adapted_model_path), settings)
             self._start("Adaptation", job)
@@ -402,38 +582,67 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showError(str(exc))
 
     def onCancel(self):
+        """Ask the worker's process tree to stop and return at once; polling finishes the job."""
         if self._job is None:
             return
-        self._job.cancel()
-        self._job = None
-        self.ui.progressBar.value = 0
-        self.ui.statusLabel.text = f"{self._jobKind} cancelled; nothing was kept."
+        self._job.request_cancel()
+        self.ui.statusLabel.text = f"Cancelling {self._jobKind.lower()}..."
         self._updateButtons()
 
     def onPoll(self):
         if self._probe is not None:
             self._finishProbe()
+        if self._install is not None:
+            self._pollInstall()
+        if self._levelsTask is not None:
+            self._pollLevels()
         if self._job is None:
-            if self._probe is None:
+            if self._probe is None and self._install is None and self._levelsTask is None:
                 self._timer.stop()
             return
         worker = self._job.worker
         worker.poll()
-        if worker.last_progress is not None:
+        if worker.last_progress is not None and not worker.cancelling:
             ev = worker.last_progress
             if ev.fraction is not None:
                 self.ui.progressBar.value = int(round(100 * ev.fraction))
             self.ui.statusLabel.text = describe_progress(ev)
         if worker.finished:
+            if self._prefetchOutputs():
+                return
             self._finishJob()
+
+    def _prefetchOutputs(self):
+        """Read a finished detection's output volumes on a thread first; True while reading."""
+        job = self._job
+        if not isinstance(job, pipeline.DetectionJob) or job.worker.result.status != "done" or self._jobOrphaned:
+            return False
+        if self._prefetch is None:
+            result = {}
+            self._prefetch = (threading.Thread(target=lambda: result.update(pipeline.read_outputs(job.out_dir)), daemon=True), result)
+            self._prefetch[0].start()
+            self.ui.statusLabel.text = "Loading the results..."
+        return self._prefetch[0].is_alive()
 
     def _finishJob(self):
         job, self._job = self._job, None
+        prefetched = self._prefetch[1] if self._prefetch is not None else None
+        self._prefetch = None
+        if self._jobOrphaned:
+            job.discard()
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = f"{self._jobKind} cancelled: its scene was closed."
+            self._updateButtons()
+            return
         try:
             if isinstance(job, pipeline.DetectionJob):
-                outputs = pipeline.finish_detection(slicer.mrmlScene, job)
+                outputs = pipeline.finish_detection(slicer.mrmlScene, job, prefetched)
                 self.logic.show(job.inputs.volume, outputs)
                 self._showResult(outputs.summary)
+            elif isinstance(job, pipeline.CordJob):
+                cord = pipeline.finish_cord_segmentation(slicer.mrmlScene, job)
+                self.ui.cordSelector.setCurrentNode(cord)
+                self.ui.statusLabel.text = f"Cord segmented: '{cord.GetName()}' is selected. Check it (it must include any lesion) and edit it if needed."
             else:
                 model = pipeline.finish_adaptation(job)
                 settings = parameters.read_settings(self._parameterNode)
@@ -442,6 +651,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.text = f"Adapted model saved to {model} and selected for detection."
             self.ui.progressBar.value = 100
         except Cancelled:
+            self.ui.progressBar.value = 0
             self.ui.statusLabel.text = f"{self._jobKind} cancelled; nothing was kept."
         except (U2ADError, OSError) as exc:
             self._showError(str(exc))
@@ -451,26 +661,41 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.patientScoreLabel.text = f"{summary.patient_score:.4f}" + (
             f" (threshold {summary.patient_threshold:.4f})" if summary.patient_threshold is not None else ""
         )
-        self.ui.patientVerdictLabel.text = summary.patient_verdict
+        answer = summary.patient_yes_no
+        self.ui.patientVerdictLabel.text = f"{answer.upper()}: {summary.patient_verdict}" if answer else summary.patient_verdict
         self.ui.statusLabel.text = "Detection finished: anomaly map, candidates, segment scores and AnoCurve are next to the study."
 
     def _showError(self, message):
-        self.ui.statusLabel.text = f"<span style='color:#c0392b'>{message}</span>"
+        """In red; the message is escaped (a path or name holding '<' or '&' shows as it is)."""
+        self.ui.statusLabel.text = f"<span style='color:#c0392b'>{html.escape(message)}</span>"
 
 
 class U2ADSlicerTest(ScriptedLoadableModuleTest):
-    """Runs the repository's Testing/slicer tree inside the application (the same tests CI runs
-    with slicer-core, plus those marked requires_slicer_app)."""
+    """The module's self-test (also the ctest registered by slicer_add_python_unittest).
+
+    It runs the tests shipped with the module (Testing/Python beside this file, installed with
+    it), not the repository's: through KitwareMedical's SlicerPythonTestRunner when that
+    extension is installed (pytest in a separate Slicer process: no cached modules, the user's
+    scene untouched), otherwise their detection check in this process, in its own scene.
+    """
 
     def runTest(self):
-        repo = Path(__file__).resolve().parent.parent
-        tests = repo / "Testing" / "slicer"
+        tests = Path(__file__).resolve().parent / "Testing" / "Python"
         if not tests.is_dir():
-            raise AssertionError(f"{tests}: not found; the tests run from a source checkout, not an installed extension")
+            raise AssertionError(f"{tests}: the module's tests are not installed next to it")
         try:
-            import pytest
-        except ImportError as exc:
-            raise AssertionError("pytest is not installed in Slicer: run slicer.util.pip_install('pytest') once") from exc
-        code = pytest.main([str(tests), "-q", "-p", "no:cacheprovider", "-c", str(repo / "pytest.ini"), "--rootdir", str(repo)])
-        self.assertEqual(code, 0, f"pytest returned {code}")
-        self.delayDisplay("U2AD Slicer tests passed")
+            from SlicerPythonTestRunnerLib import RunnerLogic, RunSettings
+        except ImportError:
+            self.delayDisplay("SlicerPythonTestRunner is not installed: running the detection check in this process")
+            sys.path.insert(0, str(tests))
+            try:
+                import test_u2adslicer_module
+            finally:
+                sys.path.remove(str(tests))
+            test_u2adslicer_module.run_without_pytest()
+            self.delayDisplay("U2AD detection check passed")
+            return
+        results = RunnerLogic().runAndWaitFinished(tests, RunSettings(doUseMainWindow=False, doMinimizeMainWindow=False))
+        self.assertGreater(results.executedNumber, 0, f"no test ran in {tests}: {results.getSummaryString()}")
+        self.assertEqual(results.failuresNumber, 0, results.getFailingCasesString())
+        self.delayDisplay(f"U2AD tests: {results.getSummaryString()}")

@@ -1,7 +1,7 @@
 """Fixtures for the Slicer module's tests, in CI (slicer-core) and inside the Slicer app alike.
 
-`scene` is `slicer.mrmlScene` inside the application (cleared after each test) and a fresh
-`slicer.vtkMRMLScene()` otherwise. Tests marked `requires_slicer_app` skip with the reason when
+`scene` is a fresh `slicer.vtkMRMLScene()` everywhere (inside the application the user's scene
+is left alone). Tests marked `requires_slicer_app` skip with the reason when
 `slicer.app` is absent.
 """
 from __future__ import annotations
@@ -12,12 +12,17 @@ from pathlib import Path
 import pytest
 
 MODULE_DIR = Path(__file__).resolve().parents[2] / "U2ADSlicer"
-if str(MODULE_DIR) not in sys.path:
-    sys.path.insert(0, str(MODULE_DIR))
+# The widget harness lives in a folder without __init__.py: slicer-core's `slicer` meta-package
+# imports every package it finds in a folder named "slicer" on sys.path (this one, when
+# Testing/ is on it) and copies their names into `slicer`.
+HARNESS_DIR = Path(__file__).resolve().parent / "support"
+for _path in (MODULE_DIR, HARNESS_DIR):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip) or the Slicer application is needed")
 
-IN_APP = hasattr(slicer, "app")
+IN_APP = hasattr(slicer, "app") and not getattr(slicer.app, "isHarness", False)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,12 +35,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _scene():
-    if IN_APP:
-        slicer.mrmlScene.Clear(0)
-        yield slicer.mrmlScene
-        slicer.mrmlScene.Clear(0)
-    else:
-        yield slicer.vtkMRMLScene()
+    """A scene of the test's own, in the application too: the user's scene is never cleared."""
+    yield slicer.vtkMRMLScene()
 
 
 @pytest.fixture
@@ -63,3 +64,28 @@ def tiny_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_checkpoint(path, EdgeMAE(cfg), U2ADConfig(model=cfg), training_data={"note": "untrained, tests only"})
     return path
+
+
+@pytest.fixture
+def widget(tmp_path):
+    """The module's real U2ADSlicerWidget, set up offscreen on a fresh scene through the headless
+    harness (Testing/slicer/support/u2ad_harness), with its dependency probe finished. Outside the app only."""
+    if IN_APP:
+        pytest.skip("the harness replaces qt and slicer.app: it runs outside the Slicer application only")
+    pytest.importorskip("PySide6", reason="the widget harness needs PySide6 (requirements-dev.txt)")
+    import u2ad_harness as harness
+
+    harness.install()
+    harness.dialogs.clear()
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    import U2ADSlicer
+
+    w = U2ADSlicer.U2ADSlicerWidget()
+    w.parent._entered = True
+    w.setup()
+    w.enter()
+    assert harness.wait_until(lambda: w._probe is None, 120), "the dependency probe did not finish"
+    yield w
+    w.cleanup()
+    w.parent.deleteLater()
+    slicer.app.processEvents()

@@ -30,3 +30,35 @@ def test_an_interpreter_without_torch_is_reported_not_ready():
 def test_a_broken_interpreter_is_named(tmp_path):
     with pytest.raises((RuntimeError, OSError), match="no_python"):
         dependencies.probe(str(tmp_path / "no_python"))
+
+
+def test_a_torch_that_fails_to_import_is_reported_broken_not_missing(tmp_path):
+    import os
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('CUDA driver initialization failed')\n")
+    env = dict(worker_env(), PYTHONPATH=os.pathsep.join([str(tmp_path), worker_env().get("PYTHONPATH", "")]))
+    found = dependencies.probe(sys.executable, env)
+    assert found.torch_version is None and not found.ready
+    assert "RuntimeError: CUDA driver initialization failed" in found.torch_error
+    assert "broken" in found.summary() and "Install PyTorch" in found.summary()
+
+
+def test_an_old_torch_and_an_unused_gpu_are_reported():
+    old = dependencies.Environment(torch_version="1.13.1+cu117", cuda=True, gpus=("RTX",))
+    assert old.torch_too_old and not old.ready and "too old" in old.summary()
+    cpu_build = dependencies.Environment(torch_version="2.4.0+cpu", cuda=False, gpus=(), nvidia_gpu=True)
+    assert cpu_build.ready and cpu_build.gpu_unused and "cannot use it" in cpu_build.summary()
+
+
+def test_installing_packages_never_replaces_slicers_numpy_simpleitk_or_vtk(tmp_path):
+    from importlib import metadata
+
+    constraints = dependencies.protected_constraints()
+    assert f"numpy=={metadata.version('numpy')}" in constraints.splitlines()
+    assert f"SimpleITK=={metadata.version('SimpleITK')}" in constraints.splitlines()
+    argv = dependencies.install_command("PythonSlicer", ("scipy", "scikit-image"), tmp_path / "c.txt")
+    assert argv[:4] == ["PythonSlicer", "-m", "pip", "install"]
+    assert argv[argv.index("--constraint") + 1] == str(tmp_path / "c.txt")
+    assert "scipy>=1.10" in argv and "scikit-image>=0.21" in argv  # lower bounds, never unpinned names

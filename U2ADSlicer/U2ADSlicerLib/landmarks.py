@@ -7,9 +7,10 @@ says in its description whether it was placed or filled in.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from u2adcore.config import VERTEBRAE
 from u2adcore.errors import InputError
@@ -26,22 +27,38 @@ def complete_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") 
     """Replace the list's points by all body centres the placed ones determine; returns the Levels.
 
     Errors (labels that name no level, points outside the image, a single point) come from
-    U2ADCore as InputError naming the problem.
+    U2ADCore as InputError naming the problem. Blocking; the panel runs the same three steps
+    with the middle one on a thread (prepare_landmarks).
     """
-    with tempfile.TemporaryDirectory(prefix="u2ad-levels-") as tmp:
-        folder = Path(tmp)
-        exported = {
-            mrml.write_node(volume, folder / "image.nii.gz"): volume,
-            mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id): cord,
-            mrml.write_node(markups, folder / "levels.mrk.json"): markups,
-        }
-        image_path, cord_path, points_path = exported
-        try:
-            levels = read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
-        except InputError as exc:  # name the node the user knows, not the temporary file
-            raise InputError(mrml.node_of_path(exc.path, exported), exc.problem) from None
+    levels = prepare_landmarks(scene, markups, volume, cord, cord_segment_id)()
     fill_markups(markups, levels)
     return levels
+
+
+def prepare_landmarks(scene, markups, volume, cord, cord_segment_id: str = "") -> Callable[[], Levels]:
+    """Snapshot what the levels need (fast, on the GUI thread) and return the slow part, safe on
+    a background thread: write the files, read the levels from the prior. fill_markups(markups,
+    levels) then writes the result back (GUI thread)."""
+    image, cord_labels = mrml.snapshot_volume(volume), mrml.cord_labelmap(scene, cord, volume, cord_segment_id)
+    folder = Path(tempfile.mkdtemp(prefix="u2ad-levels-"))
+    points_path = mrml.write_node(markups, folder / "levels.mrk.json")
+
+    def compute() -> Levels:
+        try:
+            exported = {
+                mrml.write_node(image, folder / "image.nii.gz"): volume,
+                mrml.write_node(cord_labels, folder / "cord.nii.gz"): cord,
+                points_path: markups,
+            }
+            image_path, cord_path, _ = exported
+            try:
+                return read_levels(points_path, None, read_image(image_path), read_image(cord_path, what="cord mask"))
+            except InputError as exc:  # name the node the user knows, not the temporary file
+                raise InputError(mrml.node_of_path(exc.path, exported), exc.problem) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return compute
 
 
 def fill_markups(markups, levels: Levels) -> None:

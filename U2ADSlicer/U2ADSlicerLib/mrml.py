@@ -57,13 +57,19 @@ def _storage_for(node):
     raise TypeError(f"{node.GetName()}: cannot save a {node.GetClassName()}")
 
 
-def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False, detach: bool = False):
+def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False, detach: bool = False, read=None):
     """A volume file (.nii.gz, .nrrd, ...) as a scalar or labelmap volume node, with a display node.
 
     `detach` is for temporary files: the node keeps the data but forgets the file, so saving the
-    scene writes it anew instead of pointing at a file that is about to be deleted.
+    scene writes it anew instead of pointing at a file that is about to be deleted. `read`: the
+    file already read off the GUI thread (read_volume_detached): only added to the scene here.
     """
     path = Path(path)
+    if read is not None and detach:
+        node = scene.AddNode(read)
+        node.SetName(name or path.name.split(".")[0])
+        node.CreateDefaultDisplayNodes()
+        return node
     if not path.is_file():
         raise InputError(path, "volume file not found")
     node = scene.AddNewNodeByClass(
@@ -94,12 +100,36 @@ def write_node(node, path: Path) -> Path:
     path = Path(path)
     storage = _storage_for(node)
     if storage.IsA("vtkMRMLVolumeArchetypeStorageNode"):
-        storage.SetUseCompression(True)
+        storage.SetUseCompression(path.name.endswith(".gz"))  # worker inputs: plain .nii, written fast
     with staged_output_dir(path.parent, overwrite=True) as stage:
         storage.SetFileName(str(stage / path.name))
         if not storage.WriteData(node):
             raise InputError(path, f"Slicer could not write {node.GetName()}")
     return path
+
+
+def snapshot_volume(node):
+    """A copy of a volume node outside any scene, with its own copy of the voxels (a memory copy:
+    milliseconds), so it can be written on a background thread while the user goes on editing."""
+    copy = slicer.vtkMRMLLabelMapVolumeNode() if node.IsA("vtkMRMLLabelMapVolumeNode") else slicer.vtkMRMLScalarVolumeNode()
+    image = vtk.vtkImageData()
+    image.DeepCopy(node.GetImageData())
+    copy.SetAndObserveImageData(image)
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    copy.SetIJKToRASMatrix(matrix)
+    copy.SetName(node.GetName())
+    return copy
+
+
+def read_volume_detached(path: Path, *, labelmap: bool = False):
+    """A volume file read into a node outside any scene (safe on a background thread); None if
+    Slicer cannot read it. `load_volume(..., read=node)` then adds it to the scene."""
+    node = slicer.vtkMRMLLabelMapVolumeNode() if labelmap else slicer.vtkMRMLScalarVolumeNode()
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetSingleFile(True)
+    return node if Path(path).is_file() and storage.ReadData(node) else None
 
 
 def node_of_path(path: Optional[str], exported: dict) -> Optional[str]:
@@ -118,13 +148,16 @@ def readable(message: str, exported: dict) -> str:
 
 
 def export_cord(scene, cord_node, reference_volume, path: Path, segment_id: str = "") -> Path:
-    """The cord as a 0/1 labelmap file on the reference volume's grid (what the worker reads).
+    """The cord as a 0/1 labelmap file on the reference volume's grid (what the worker reads)."""
+    return write_node(cord_labelmap(scene, cord_node, reference_volume, segment_id), path)
 
-    A labelmap volume is written as it is; a segmentation is exported (`segment_id`, or its
-    first segment) onto the reference volume's geometry first.
-    """
+
+def cord_labelmap(scene, cord_node, reference_volume, segment_id: str = ""):
+    """The cord as a labelmap node outside the scene (snapshot_volume), ready to be written on
+    any thread. A labelmap volume is copied as it is; a segmentation is exported (`segment_id`,
+    or its first segment) onto the reference volume's geometry first."""
     if cord_node.IsA("vtkMRMLLabelMapVolumeNode"):
-        return write_node(cord_node, path)
+        return snapshot_volume(cord_node)
     if not cord_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(cord_node.GetName(), "the cord must be a segmentation or a labelmap volume")
     segmentation = cord_node.GetSegmentation()
@@ -139,7 +172,9 @@ def export_cord(scene, cord_node, reference_volume, path: Path, segment_id: str 
         ids.InsertNextValue(segment_id)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(cord_node, ids, labelmap, reference_volume):
             raise InputError(cord_node.GetName(), f"could not export segment {segment_id!r} to a labelmap")
-        return write_node(labelmap, path)
+        copy = snapshot_volume(labelmap)
+        copy.SetName(cord_node.GetName())
+        return copy
     finally:
         scene.RemoveNode(labelmap)
 
@@ -244,14 +279,14 @@ def show_in_slice_views(scene, background, foreground, opacity: float) -> int:
 # ---------------------------------------------------------------- candidates
 
 
-def candidates_segmentation(scene, candidates_path: Path, reference_volume, name: str, display: DisplaySettings = DisplaySettings()):
+def candidates_segmentation(scene, candidates_path: Path, reference_volume, name: str, display: DisplaySettings = DisplaySettings(), read=None):
     """The candidates (any label > 0) as one segment named "T2 hyperintensity".
 
     A single-label labelmap would import as a segment named after the labelmap node, so the name,
     colour and terminology are set explicitly. No candidate gives an empty segment of that name,
     so the segmentation always says what it is.
     """
-    labels = load_volume(scene, candidates_path, f"{name} labels", labelmap=True, detach=True)
+    labels = load_volume(scene, candidates_path, f"{name} labels", labelmap=True, detach=True, read=read)
     try:
         array = slicer.util.arrayFromVolume(labels)
         array[:] = (array > 0).astype(array.dtype)
@@ -291,7 +326,8 @@ def _column(table: vtk.vtkTable, kind, name: str, values) -> None:
 
 
 def scores_table(scene, summary: DetectionSummary, name: str):
-    """Six rows (C2-C3 … C7-T1): score, threshold, verdict, span along the cord."""
+    """Six rows (C2-C3 … C7-T1): score, threshold, verdict, span along the cord, where the levels
+    came from, the calibrated yes/no and the cord compression (MSCC) when measured."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     table = node.GetTable()
     nan = float("nan")
@@ -304,6 +340,8 @@ def scores_table(scene, summary: DetectionSummary, name: str):
     _column(table, vtk.vtkDoubleArray, "From (mm)", [nan if s.start_mm is None else s.start_mm for s in rows])
     _column(table, vtk.vtkDoubleArray, "To (mm)", [nan if s.end_mm is None else s.end_mm for s in rows])
     _column(table, vtk.vtkStringArray, "Levels", ["" if s.score is None else "prior-filled" if s.inferred else "landmarks" for s in rows])
+    _column(table, vtk.vtkStringArray, "T2 hyperintensity?", [s.yes_no for s in rows])
+    _column(table, vtk.vtkDoubleArray, "MSCC (%)", [nan if s.mscc is None else s.mscc for s in rows])
     node.SetUseColumnTitleAsColumnHeader(True)
     node.SetAttribute("U2AD.PatientScore", f"{summary.patient_score:.6g}")
     node.SetAttribute("U2AD.PatientVerdict", summary.patient_verdict)

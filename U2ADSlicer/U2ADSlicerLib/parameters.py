@@ -21,6 +21,8 @@ ROLE_LEVELS = "Levels"
 # Adaptation studies: roles "AdaptStudy<i>Volume" / "...Cord" / "...Levels" (one role per study
 # because an absent levels node cannot hold a place in a shared multi-reference role).
 PARAM_STUDY_COUNT = "AdaptStudyCount"
+# Set on every node a detection creates (value: what it is), so the panel never offers them as inputs.
+OUTPUT_ATTRIBUTE = "U2AD.Output"
 _STUDY_PARTS = ("Volume", "Cord", "Levels")
 
 
@@ -42,6 +44,9 @@ class Settings:
     adapt_epochs: int = 0  # 0: the adaptation schedule's own (AdaptConfig: cpu_epochs on a CPU, epochs on a GPU)
     adapt_manifest: str = ""  # when set, adapt on this CSV instead of the loaded studies
     adapted_model_path: str = ""
+    method: str = "u2ad"  # the detector (u2adcore.methods.registry); u2ad unless the user picks another
+    first_landmark: str = "C2"  # the two bodies "Place 2 landmarks" asks for
+    second_landmark: str = "T1"
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -130,5 +135,30 @@ def write_studies(node, studies: list[StudyNodes]) -> None:
 
 
 def read_studies(node) -> list[StudyNodes]:
+    """Every listed study, including stale ones whose volume or cord was deleted."""
     count = int(node.GetParameter(PARAM_STUDY_COUNT) or 0)
     return [StudyNodes(*(node.GetNodeReference(_study_role(i, part)) for part in _STUDY_PARTS)) for i in range(count)]
+
+
+def usable_studies(node) -> list[StudyNodes]:
+    """The listed studies whose volume and cord still exist: what the panel lists and adapts to."""
+    return [s for s in read_studies(node) if s.volume is not None and s.cord is not None]
+
+
+def remove_study(node, shown_row: int) -> None:
+    """Remove the study shown at `shown_row` of the usable list, and drop stale entries."""
+    studies = usable_studies(node)
+    if 0 <= shown_row < len(studies):
+        del studies[shown_row]
+    write_studies(node, studies)
+
+
+def default_volume(scene):
+    """The volume to preselect as the T2 input: a plain scalar volume (not a labelmap), not one
+    of the module's outputs (an anomaly map); None when there is none."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+        if node.IsA("vtkMRMLLabelMapVolumeNode") or node.GetAttribute(OUTPUT_ATTRIBUTE):
+            continue
+        return node
+    return None

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import slicer
+
 from u2adcore.config import AdaptConfig, ScoringConfig
 from u2adcore.errors import Cancelled, InputError, U2ADError
 from u2adcore.io.atomic import atomic_path, staged_output_dir, write_text
 
 from . import mrml, results
-from .parameters import Inputs, Settings, StudyNodes
-from .worker import WorkerMessage, WorkerProcess, adapt_command, detect_command, worker_python
+from .parameters import OUTPUT_ATTRIBUTE, Inputs, Settings, StudyNodes
+from .worker import DeferredWorker, WorkerMessage, WorkerProcess, adapt_command, detect_command, segment_cord_command, worker_python
 
 RESULT_FOLDER_NAME = "U2AD results"
 
@@ -55,8 +57,14 @@ class Job:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def cancel(self) -> None:
+        """Stop the worker's process tree and remove the work folder (blocking: batch mode)."""
         self.worker.cancel()
         self.discard()
+
+    def request_cancel(self) -> None:
+        """Ask the worker to stop and return at once (the GUI): polling finishes the job as
+        cancelled, and finishing it removes the work folder."""
+        self.worker.request_cancel()
 
 
 @dataclass
@@ -91,22 +99,25 @@ def _model_arg(settings: Settings) -> Optional[Path]:
     return model
 
 
-def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cord_segment_id: str = "") -> dict:
+def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cord_segment_id: str = "", writes: Optional[list] = None) -> dict:
     """Write one study's nodes as files the worker reads; returns their paths and the levels kind.
 
-    Each written file is recorded in `exported` ({path: node}).
+    Each file is recorded in `exported` ({path: node}). With `writes`, the volumes are only
+    snapshotted here (milliseconds) and (snapshot, path) pairs appended for `write_all` to write
+    on a background thread; the small landmark file is written at once.
     """
     if volume is None:
         raise InputError(None, "choose the T2 volume")
     if cord is None:
         raise InputError(None, f"choose the spinal cord segmentation for {volume.GetName()}")
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "image": mrml.write_node(volume, folder / "image.nii.gz"),
-        "cord": mrml.export_cord(scene, cord, volume, folder / "cord.nii.gz", cord_segment_id),
-        "levels": None,
-        "levels_kind": None,
-    }
+    # Uncompressed: the files live seconds, and gzip is most of the time it takes to write them.
+    pending = [(mrml.snapshot_volume(volume), folder / "image.nii"), (mrml.cord_labelmap(scene, cord, volume, cord_segment_id), folder / "cord.nii")]
+    paths = {"image": pending[0][1], "cord": pending[1][1], "levels": None, "levels_kind": None}
+    if writes is None:
+        write_all(pending)
+    else:
+        writes.extend(pending)
     if levels is not None and levels.GetNumberOfControlPoints() > 0:
         paths["levels_kind"] = mrml.levels_kind(levels)
         paths["levels"] = mrml.write_node(levels, folder / "levels.mrk.json")
@@ -116,16 +127,25 @@ def _export_study(scene, volume, cord, levels, folder: Path, exported: dict, cor
     return paths
 
 
+def write_all(writes: list) -> None:
+    """Write (node outside the scene, path) pairs: safe on a background thread."""
+    for node, path in writes:
+        mrml.write_node(node, path)
+
+
 # ---------------------------------------------------------------- detection
 
 
-def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None) -> DetectionJob:
-    """Export the inputs and start `u2ad detect` in the background."""
+def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Optional[str] = None, session=None) -> DetectionJob:
+    """Snapshot the inputs, then write them and start `u2ad detect`, both in the background (the
+    GUI thread only copies voxels in memory). `session`: a warm.WarmSession that keeps the worker
+    and its model loaded between detections."""
     model = _model_arg(settings)
     workdir = _workdir()
     exported: dict = {}
+    writes: list = []
     try:
-        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", exported, settings.cord_segment_id)
+        files = _export_study(scene, inputs.volume, inputs.cord, inputs.levels, workdir / "input", exported, settings.cord_segment_id, writes)
         argv = detect_command(
             python or worker_python(),
             files["image"],
@@ -137,8 +157,17 @@ def start_detection(scene, inputs: Inputs, settings: Settings, *, python: Option
             device=settings.device,
             mc_samples=settings.mc_samples,
             n_slices=settings.n_slices,
+            method=settings.method,
         )
-        return DetectionJob(WorkerProcess(argv), workdir, exported, inputs, settings)
+        if session is None:
+            worker = DeferredWorker(lambda: write_all(writes), argv)
+        else:
+            def prepare():
+                write_all(writes)
+                session.warm_up()  # start it off the GUI thread; submit is then immediate
+
+            worker = DeferredWorker(prepare, argv, start=lambda full: session.submit(full[3:]))
+        return DetectionJob(worker, workdir, exported, inputs, settings)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -152,7 +181,17 @@ def _raise_for(job: Job) -> None:
         raise WorkerFailed(mrml.readable(result.message, job.exported))
 
 
-def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
+def read_outputs(out_dir: Path) -> dict:
+    """The output volumes read into nodes outside any scene: the slow part of loading, safe on a
+    background thread. load_detection(..., prefetched=) then only adds them to the scene."""
+    out_dir = Path(out_dir)
+    return {
+        results.ANOMALY_FILE: mrml.read_volume_detached(out_dir / results.ANOMALY_FILE),
+        results.CANDIDATES_FILE: mrml.read_volume_detached(out_dir / results.CANDIDATES_FILE, labelmap=True),
+    }
+
+
+def load_detection(scene, out_dir: Path, volume, prefetched: Optional[dict] = None) -> DetectionOutputs:
     """Nodes from a detection output folder, filed next to `volume` in the subject hierarchy."""
     out_dir = Path(out_dir)
     results.check_outputs(out_dir)
@@ -160,13 +199,31 @@ def load_detection(scene, out_dir: Path, volume) -> DetectionOutputs:
     saved = results.read_result(out_dir / results.RESULT_FILE).get("settings") or {}
     display_max = float((saved.get("scoring") or {}).get("display_max", ScoringConfig().display_max))
     base = volume.GetName()
-    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True)
+    prefetched = prefetched or {}
+    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True, read=prefetched.get(results.ANOMALY_FILE))
     mrml.show_anomaly_map(scene, amap, display_max)
-    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates")
+    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates",
+                                              read=prefetched.get(results.CANDIDATES_FILE))
     table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
     chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
+    amap.SetAttribute(OUTPUT_ATTRIBUTE, "anomaly map")
     folder = mrml.place_beside(scene, volume, [amap, candidates, table, chart, *tables, *series], RESULT_FOLDER_NAME)
     return DetectionOutputs(amap, candidates, table, chart, summary, folder)
+
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def folder_name(node_name: str) -> str:
+    """A node name as one folder name valid on every system: DICOM names such as "3: T2 SAG" or
+    "T2/ax" would be invalid on Windows or create nested folders. Characters Windows refuses
+    become "_", trailing dots and spaces go, reserved device names get a "_" prefix."""
+    cleaned = "".join("_" if (ch in '<>:"/\\|?*' or ord(ch) < 32) else ch for ch in node_name).strip().rstrip(". ")
+    if not cleaned or cleaned in (".", ".."):
+        return "study"
+    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
+        cleaned = "_" + cleaned
+    return cleaned
 
 
 def keep_files(out_dir: Path, destination: Path) -> Path:
@@ -177,13 +234,14 @@ def keep_files(out_dir: Path, destination: Path) -> Path:
     return Path(destination)
 
 
-def finish_detection(scene, job: DetectionJob) -> DetectionOutputs:
-    """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up."""
+def finish_detection(scene, job: DetectionJob, prefetched: Optional[dict] = None) -> DetectionOutputs:
+    """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up.
+    `prefetched`: read_outputs(job.out_dir), done on a background thread."""
     try:
         _raise_for(job)
-        outputs = load_detection(scene, job.out_dir, job.inputs.volume)
+        outputs = load_detection(scene, job.out_dir, job.inputs.volume, prefetched)
         if job.settings.output_dir:
-            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / job.inputs.volume.GetName())
+            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / folder_name(job.inputs.volume.GetName()))
         return outputs
     finally:
         job.discard()
@@ -313,3 +371,58 @@ def adapt(
         job.cancel()
         raise
     return finish_adaptation(job)
+
+
+# ---------------------------------------------------------------- cord segmentation
+
+CORD_SEGMENT_NAME = "spinal cord"
+
+
+@dataclass
+class CordJob(Job):
+    volume: object = None
+
+    @property
+    def out_file(self) -> Path:
+        return self.workdir / "cord.nii.gz"
+
+
+def start_cord_segmentation(scene, volume, settings: Settings, *, python: Optional[str] = None) -> CordJob:
+    """Export the volume and start `u2ad segment-cord` in the background."""
+    if volume is None:
+        raise InputError(None, "choose the T2 volume to segment")
+    workdir = _workdir()
+    try:
+        image = mrml.write_node(volume, workdir / "input" / "image.nii.gz")
+        job = CordJob(None, workdir, {image: volume}, volume)
+        job.worker = WorkerProcess(segment_cord_command(python or worker_python(), image, job.out_file, device=settings.device))
+        return job
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def finish_cord_segmentation(scene, job: CordJob):
+    """The worker's cord mask as an editable segmentation with one segment "spinal cord",
+    on the volume's geometry and filed beside it; then clean up."""
+    try:
+        _raise_for(job)
+        produced = Path(job.worker.result.outputs.get("cord") or job.out_file)
+        labels = mrml.load_volume(scene, produced, f"{job.volume.GetName()} cord labels", labelmap=True, detach=True)
+        try:
+            node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{job.volume.GetName()} spinal cord")
+            node.CreateDefaultDisplayNodes()
+            node.SetReferenceImageGeometryParameterFromVolumeNode(job.volume)
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labels, node):
+                raise WorkerFailed(f"{produced}: could not import the cord mask into a segmentation")
+            segmentation = node.GetSegmentation()
+            if segmentation.GetNumberOfSegments() != 1:
+                raise WorkerFailed(f"the cord segmentation of {job.volume.GetName()} is empty")
+            segmentation.GetNthSegment(0).SetName(CORD_SEGMENT_NAME)
+            segmentation.GetNthSegment(0).SetColor(0.9, 0.75, 0.4)
+        finally:
+            scene.RemoveNode(labels)
+        mrml.place_beside(scene, job.volume, [node], "U2AD cord")
+        return node
+    finally:
+        job.discard()

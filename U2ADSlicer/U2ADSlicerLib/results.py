@@ -37,6 +37,12 @@ class SegmentRow:
     end_mm: Optional[float]
     positive: Optional[bool]  # None: no calibrated threshold, or not scored
     inferred: bool  # an end body was filled in from the prior, not marked
+    mscc: Optional[float] = None  # maximum spinal cord compression (%), when the worker measured it
+
+    @property
+    def yes_no(self) -> str:
+        """The calibrated verdict as "yes"/"no"; "" without a threshold or a score."""
+        return "" if (self.positive is None or self.score is None) else ("yes" if self.positive else "no")
 
     @property
     def verdict(self) -> str:
@@ -61,6 +67,10 @@ class DetectionSummary:
     segments: tuple[SegmentRow, ...]
     curve_mm: np.ndarray  # AnoCurve sample positions (mm from the top of the cord)
     curve_values: np.ndarray
+
+    @property
+    def patient_yes_no(self) -> str:
+        return "" if self.patient_positive is None else ("yes" if self.patient_positive else "no")
 
     @property
     def patient_verdict(self) -> str:
@@ -146,6 +156,7 @@ def read_summary(out_dir: Path) -> DetectionSummary:
                 end_mm=_opt_float(s.get("end_mm"), result_path, f"end_mm of {name}"),
                 positive=_opt_bool(s.get("positive"), result_path, f"verdict of {name}"),
                 inferred=bool(s.get("inferred", False)),
+                mscc=_opt_float(s.get("mscc"), result_path, f"mscc of {name}"),
             )
         )
     thresholds = data.get("thresholds") or {}

@@ -3,9 +3,10 @@
 Detection and adaptation never run in Slicer's GUI thread (a frozen GUI is what users of other
 AI extensions complain about most). The child prints one JSON object per line (docs/ARCHITECTURE.md,
 "Progress"); two reader threads collect stdout and stderr so the pipes never fill, and the caller
-either polls (`poll()`, from a QTimer in the GUI) or blocks (`wait()`, batch mode). Cancel
-terminates the process; the caller's private work folder then goes away with everything the child
-had written, so a cancelled run leaves no half-written outputs.
+either polls (`poll()`, from a QTimer in the GUI) or blocks (`wait()`, batch mode). Cancel stops
+the child's whole process tree (processes.py); the GUI asks without waiting (`request_cancel`)
+and the next polls finish the job. The caller's private work folder then goes away with
+everything the child had written, so a cancelled run leaves no half-written outputs.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import core_dir
+from . import core_dir, processes
 from u2adcore.progress import ProgressEvent
 
 TERMINAL_EVENTS = ("done", "error", "cancelled")
@@ -148,6 +149,7 @@ def detect_command(
     device: str = "auto",
     mc_samples: Optional[int] = None,
     n_slices: Optional[int] = None,
+    method: str = "u2ad",
 ) -> list[str]:
     """argv of `u2ad detect` for one study (None settings keep the model's own defaults)."""
     argv = _base(python, "detect") + [str(image), "--cord", str(cord), "--out", str(out_dir)]
@@ -160,7 +162,14 @@ def detect_command(
         argv += ["--mc", str(mc_samples)]
     if n_slices is not None:
         argv += ["--n-slices", str(n_slices)]
+    if method and method != "u2ad":
+        argv += ["--method", method]
     return argv
+
+
+def segment_cord_command(python: str, image: Path, out: Path, *, device: str = "auto") -> list[str]:
+    """argv of `u2ad segment-cord`: the cord mask on the image's grid; its done event names it."""
+    return _base(python, "segment-cord") + [str(image), "--out", str(out), "--device", device]
 
 
 def adapt_command(
@@ -189,8 +198,13 @@ _EOF = object()
 class WorkerProcess:
     """One running worker. Not thread-safe: call it from one thread (the GUI's or the script's)."""
 
-    def __init__(self, argv: Sequence[str], *, env: Optional[dict] = None, settings: WorkerSettings = WorkerSettings()):
+    def __init__(self, argv: Sequence[str], *, env: Optional[dict] = None, settings: WorkerSettings = WorkerSettings(),
+                 plain: bool = False):
+        """`plain`: a child that does not speak the jsonl protocol (pip): every line is a log
+        message and exit code 0 means done."""
         self.argv = list(argv)
+        self.plain = plain
+        self.last_log: str = ""
         self.settings = settings
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=settings.stderr_tail_lines)
@@ -209,7 +223,9 @@ class WorkerProcess:
             errors="replace",
             bufsize=1,
             env=worker_env() if env is None else env,
+            **processes.popen_options(),
         )
+        self._kill_at: Optional[float] = None
         self._threads = [
             threading.Thread(target=self._pump, args=(self._proc.stdout, self._lines.put, True), daemon=True),
             threading.Thread(target=self._pump, args=(self._proc.stderr, self._stderr.append, False), daemon=True),
@@ -230,6 +246,11 @@ class WorkerProcess:
         return self._proc.pid
 
     @property
+    def cancelling(self) -> bool:
+        """A cancel was asked for (the run may still be stopping)."""
+        return self._cancel_reason is not None
+
+    @property
     def finished(self) -> bool:
         return self.result is not None
 
@@ -242,6 +263,9 @@ class WorkerProcess:
             except queue.Empty:
                 break
             messages.extend(self._take(item))
+        if self.result is None and self._kill_at is not None and time.monotonic() >= self._kill_at:
+            processes.signal_tree(self._proc, force=True)  # past the grace period: whatever is left
+            self._kill_at = None
         if self._stdout_closed and self.result is None and self._proc.poll() is not None:
             self._finish()
         return messages
@@ -265,20 +289,23 @@ class WorkerProcess:
                     on_message(msg)
         return self.result
 
+    def request_cancel(self, reason: str = "cancelled by the user") -> None:
+        """Ask the whole process tree to stop and return at once (the GUI's cancel); polling then
+        kills what is left after the grace period and finishes the run as cancelled."""
+        if self.result is not None or self._cancel_reason is not None:
+            return
+        self._cancel_reason = reason
+        processes.signal_tree(self._proc, force=False)
+        self._kill_at = time.monotonic() + self.settings.cancel_grace_s
+
     def cancel(self, reason: str = "cancelled by the user") -> WorkerResult:
-        """Terminate the child (kill it after the grace period) and record the run as cancelled."""
+        """Stop the whole process tree (killed after the grace period) and record the run as
+        cancelled; blocks until it is gone (batch mode, time limits)."""
         if self.result is not None:
             return self.result
-        self._cancel_reason = reason
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=self.settings.cancel_grace_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for t in self._threads:
-            t.join(timeout=self.settings.cancel_grace_s)
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        processes.stop_tree(self._proc, self.settings.cancel_grace_s)
         self._finish()
         return self.result
 
@@ -286,9 +313,11 @@ class WorkerProcess:
         if item is _EOF:
             self._stdout_closed = True
             return []
-        msg = parse_line(item)
+        msg = parse_line(item) if not self.plain else (WorkerMessage("log", message=item.strip()) if item.strip() else None)
         if msg is None:
             return []
+        if msg.event == "log":
+            self.last_log = msg.message
         if msg.event == "progress":
             self.last_progress = msg.progress
         elif msg.event in TERMINAL_EVENTS and self._terminal is None:
@@ -307,6 +336,8 @@ class WorkerProcess:
         term = self._terminal
         if self._cancel_reason is not None:
             self.result = WorkerResult("cancelled", {}, self._cancel_reason, returncode)
+        elif self.plain and returncode == 0:
+            self.result = WorkerResult("done", {}, self.last_log, returncode)
         elif term is not None and term.event == "done" and returncode == 0:
             self.result = WorkerResult("done", term.outputs, term.message, returncode)
         elif term is not None and term.event in ("error", "cancelled"):
@@ -317,3 +348,89 @@ class WorkerProcess:
             self.result = WorkerResult(
                 "error", {}, f"the U2AD worker stopped unexpectedly (exit code {returncode}): {detail}", returncode
             )
+
+
+class DeferredWorker:
+    """A worker whose inputs are still being written: `prepare()` runs on a thread (writing files
+    never blocks the GUI), then the WorkerProcess starts on the next `poll()`. Same interface as
+    WorkerProcess for the panel; a failure of `prepare` ends the run as an error with its message,
+    a cancel before the start ends it as cancelled without starting anything."""
+
+    def __init__(self, prepare: Callable[[], None], argv: Sequence[str], *, env: Optional[dict] = None, start: Optional[Callable] = None):
+        """`start(argv)`: what runs the command once prepared (default: a new WorkerProcess; the
+        panel passes its warm session's submit)."""
+        self.argv = list(argv)
+        self._env = env
+        self._start = start or (lambda argv: WorkerProcess(argv, env=env))
+        self._process: Optional[WorkerProcess] = None
+        self._error: Optional[str] = None
+        self._cancel_reason: Optional[str] = None
+        self.result: Optional[WorkerResult] = None
+
+        def run():
+            try:
+                prepare()
+            except Exception as exc:  # reported in the panel, in words
+                self._error = str(exc)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    @property
+    def last_progress(self) -> Optional[ProgressEvent]:
+        return self._process.last_progress if self._process is not None else None
+
+    @property
+    def cancelling(self) -> bool:
+        return self._cancel_reason is not None or (self._process is not None and self._process.cancelling)
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    def poll(self) -> list[WorkerMessage]:
+        if self.result is not None:
+            return []
+        if self._process is None:
+            if self._thread.is_alive():
+                return []
+            if self._error is not None:
+                self.result = WorkerResult("error", {}, self._error, None)
+            elif self._cancel_reason is not None:
+                self.result = WorkerResult("cancelled", {}, self._cancel_reason, None)
+            else:
+                try:
+                    self._process = self._start(self.argv)
+                except (OSError, RuntimeError) as exc:
+                    self.result = WorkerResult("error", {}, str(exc), None)
+            return []
+        messages = self._process.poll()
+        self.result = self._process.result
+        return messages
+
+    def request_cancel(self, reason: str = "cancelled by the user") -> None:
+        if self._process is not None:
+            self._process.request_cancel(reason)
+        else:
+            self._cancel_reason = reason
+
+    def cancel(self, reason: str = "cancelled by the user") -> WorkerResult:
+        self.request_cancel(reason)
+        self._thread.join()
+        self.poll()
+        if self._process is not None:
+            self.result = self._process.cancel(reason)
+        return self.result
+
+    def wait(self, on_message: Optional[Callable[[WorkerMessage], None]] = None, timeout_s: Optional[float] = None) -> WorkerResult:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self._thread.join(timeout_s)
+        self.poll()
+        if self._process is not None and self.result is None:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self.result = self._process.wait(on_message, remaining)
+        return self.result
