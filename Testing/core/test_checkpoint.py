@@ -200,3 +200,19 @@ def test_the_shipped_model_reconstructs_a_held_back_real_cord(errsm):
     # cord mean on these slices; a model that learned nothing cannot be better at all.
     assert mse["model"] < 0.95 * mse["mean"]
     assert mse["model"] < 0.2 * mse["untrained"]
+
+
+def test_a_checkpoint_without_the_newer_model_settings_loads_with_their_defaults(tmp_path):
+    """Checkpoints written before `intensity_norm` existed keep working: the field takes its
+    default (the plain input), and a model that has it set keeps it through a save."""
+    path = tmp_path / "old.pt"
+    model = _save(path)
+    _rewrite(path, lambda p: [p["config"]["model"].pop(k) for k in ("intensity_norm", "norm_level")])
+    loaded = load_checkpoint(path)
+    assert loaded.config.model.intensity_norm is None
+    assert torch.equal(_outputs(model), _outputs(loaded.model))
+    normed = tmp_path / "normed.pt"
+    cfg = dataclasses.replace(MC, intensity_norm="visible_cord")
+    torch.manual_seed(0)
+    save_checkpoint(normed, EdgeMAE(cfg), U2ADConfig(model=cfg), training_data={"n_studies": 1, "n_slices": 8, "studies": ["a"]})
+    assert load_checkpoint(normed).config.model.intensity_norm == "visible_cord"

@@ -139,10 +139,32 @@ class EdgeMAE(nn.Module):
             return torch.ones_like(roi_patches)
         return dilate_patches(roi_patches, self.cfg.context_band)
 
-    def forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor) -> EdgeMAEOutput:
-        """x [B, C, H, W] in [0, 1]; roi_patches, mask [B, L] bool (mask must lie inside the ROI)."""
+    def intensity_scale(self, x: torch.Tensor, roi: Optional[torch.Tensor], mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """[B, 1, 1, 1] factor that brings the visible cord's median to `norm_level` (None: no
+        normalisation). Only unmasked cord pixels count, so the masked ones never leak in."""
+        if self.cfg.intensity_norm is None:
+            return None
+        if roi is None:
+            raise ValueError("this model normalises by the visible cord: pass the pixel cord mask (roi=)")
+        visible = roi.bool() & ~patch_to_pixels(mask, self.cfg.patch_size)
+        visible = torch.where(visible.flatten(1).any(1)[:, None, None, None], visible, roi.bool())
+        vals = torch.where(visible, x.float(), torch.full_like(x, float("nan"), dtype=torch.float32)).flatten(1)
+        med = vals.nanmedian(dim=1).values.nan_to_num(1.0).clamp_min(1e-3)
+        return (self.cfg.norm_level / med).reshape(-1, 1, 1, 1).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor,
+                roi: Optional[torch.Tensor] = None) -> EdgeMAEOutput:
+        """x [B, C, H, W] in [0, 1]; roi_patches, mask [B, L] bool (mask must lie inside the ROI);
+        roi [B, 1, H, W] the pixel cord, needed only by models with `intensity_norm`."""
         if bool((mask & ~roi_patches).any()):
             raise ValueError("mask hides patches outside the ROI; only ROI patches may be masked")
+        scale = self.intensity_scale(x, roi, mask)
+        if scale is not None:
+            out = self._forward(x * scale, roi_patches, mask)
+            return EdgeMAEOutput(image=(out.image / scale).clamp(0.0, 1.0), edge=(out.edge / scale).clamp(0.0, 1.0))
+        return self._forward(x, roi_patches, mask)
+
+    def _forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor) -> EdgeMAEOutput:
         p, b = self.cfg.patch_size, x.shape[0]
         patches = patchify(x, p)
         tokens = self.token_patches(roi_patches)
