@@ -208,3 +208,18 @@ def test_loss_value_and_no_nan_without_roi():
     loss.backward()
     assert loss.item() == 0.0
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_anchoring_matches_the_visible_cord_level_at_inference_only():
+    torch.manual_seed(0)
+    model = EdgeMAE(model_config("tiny", img_size=S, context_band=1, intensity_norm="visible_cord", anchor_visible=True))
+    x, roi = _batch((4,))
+    x = 0.2 + 0.1 * x
+    rp = roi_patches(roi, 8)
+    mask = random_mask(rp, 0.75, torch.Generator().manual_seed(5))
+    visible = roi & ~patch_to_pixels(mask, 8)
+    with torch.no_grad():
+        anchored = model.eval()(x, rp, mask, roi=roi).image
+        raw = model.train()(x, rp, mask, roi=roi).image
+    assert torch.isclose(anchored[visible].median(), x[visible].median(), atol=1e-3)
+    assert not torch.isclose(raw[visible].median(), x[visible].median(), atol=1e-2)

@@ -61,9 +61,9 @@ def test_pretrain_writes_a_loadable_checkpoint_with_its_provenance(phantoms, tmp
 def test_pretrain_settings_of_the_shipped_recipe_reach_the_checkpoint(phantoms, tmp_path):
     out = tmp_path / "normed.pt"
     assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(out), *FAST,
-                 "--intensity-norm", "visible_cord", "--mask-ratio", "0.5", "--noise-var", "0.0004"]) == 0
+                 "--intensity-norm", "visible_cord", "--anchor-visible", "--mask-ratio", "0.5", "--noise-var", "0.0004"]) == 0
     cfg = load_checkpoint(out).config
-    assert cfg.model.intensity_norm == "visible_cord" and cfg.model.mask_ratio == 0.5 and cfg.train.noise_var == 0.0004
+    assert cfg.model.intensity_norm == "visible_cord" and cfg.model.anchor_visible and cfg.model.mask_ratio == 0.5 and cfg.train.noise_var == 0.0004
 
 
 def test_usage_errors(phantoms, tmp_path, capsys):

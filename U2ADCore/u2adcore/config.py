@@ -56,6 +56,11 @@ class ModelConfig:
     # flat visible-cord fill (docs/MODEL.md). None = the paper's plain [0, 1] input.
     intensity_norm: Optional[Literal["visible_cord"]] = None
     norm_level: float = 0.2
+    # With intensity_norm: rescale each reconstruction so that its visible cord pixels have the
+    # median of the input's visible cord pixels (the network predicts them too). This removes the
+    # level the network carries over from its training studies (docs/MODEL.md). Applied in eval
+    # mode only (Monte-Carlo inference); training and adaptation see the raw output.
+    anchor_visible: bool = False
 
 
 @dataclass

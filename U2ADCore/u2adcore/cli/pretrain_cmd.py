@@ -35,6 +35,8 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--intensity-norm", choices=("none", "visible_cord"), default="none",
                    help="visible_cord: the network sees each slice scaled so its visible cord's median is the same "
                    "in every study (docs/MODEL.md); none: the paper's [0, 1] input (default)")
+    p.add_argument("--anchor-visible", action="store_true",
+                   help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's median level")
     p.add_argument("--mask-ratio", type=float, default=ModelConfig.mask_ratio,
                    help="fraction of cord patches hidden per image (default %(default)s)")
     p.add_argument("--noise-var", type=float, default=TrainConfig.noise_var,
@@ -63,7 +65,8 @@ def config_from_args(args: argparse.Namespace):
 
     try:
         model = model_config(args.preset, context_band=args.context_band, mask_ratio=args.mask_ratio,
-                             intensity_norm=None if args.intensity_norm == "none" else args.intensity_norm)
+                             intensity_norm=None if args.intensity_norm == "none" else args.intensity_norm,
+                             anchor_visible=args.anchor_visible)
     except ValueError as exc:
         raise InputError("--preset", str(exc)) from exc
     train = apply_schedule(TrainConfig(), args.schedule)
