@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "slic": "u2adcore.methods.slic:SlicMethod",
     "dbscan": "u2adcore.methods.dbscan:DbscanMethod",
     "dae": "u2adcore.methods.dae:DAEMethod",
+    "itermask": "u2adcore.methods.itermask:IterMaskMethod",
 }
 
 
