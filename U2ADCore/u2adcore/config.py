@@ -121,6 +121,11 @@ class InferenceConfig:
     seed: int = 0
     batch_size: int = 32  # passes x slices per forward call
     device: str = "auto"
+    # IterMask's test-time refinement on top of the Monte-Carlo passes (uncertainty/refine.py):
+    # rounds that re-reconstruct the patches above median + refine_mad_k MAD with every other
+    # patch visible. 0 = off (the paper's inference); docs/ITERMASK.md measures it.
+    refine_rounds: int = 0
+    refine_mad_k: float = 2.0
 
 
 @dataclass
