@@ -1,4 +1,4 @@
-"""U2AD as a detector: the adapted EdgeMAE, Monte-Carlo inference, error = |x - mu| (METHOD.md §4, §6).
+"""U2AD as a detector: the adapted EdgeMAE, Monte-Carlo inference, error = |x - mu|, residual = x - mu (METHOD.md §4, §6).
 
 The checkpoint is loaded once per method object, and all analysed slices go through
 `mc_inference` in one call, so a manifest of many studies pays for loading only once.
@@ -64,7 +64,10 @@ class U2ADMethod:
             mc, _ = refined_mc_inference(self.loaded.model, images, roi, rounds=inf.refine_rounds, mad_k=inf.refine_mad_k, **kwargs)
         else:
             mc = mc_inference(self.loaded.model, images, roi, **kwargs)
-        return [MethodMaps(error=mc.au[i], eu=mc.eu[i], recon=mc.mu[i]) for i in range(len(slices))]
+        return [
+            MethodMaps(error=mc.au[i], eu=mc.eu[i], recon=mc.mu[i], residual=slices[i].image - mc.mu[i])
+            for i in range(len(slices))
+        ]
 
     def describe(self) -> dict:
         return {
