@@ -39,3 +39,9 @@ def sample_paths() -> dict[str, Path]:
 def sample_metadata() -> dict:
     """sample.json: where the sample comes from and where its pseudo-lesion is."""
     return json.loads((sample_dir() / SAMPLE_FILES["meta"]).read_text(encoding="utf-8"))
+
+
+def itermask_model_path() -> Path:
+    """The IterMask network shipped inside the package (built by scripts/build_itermask_model.sh;
+    docs/ITERMASK.md)."""
+    return _HERE / "models" / "itermask.pt"
