@@ -236,7 +236,7 @@ class CordSegConfig:
     keep_largest: bool = True  # the cord is one connected structure: drop stray islands
     patch: int = 96  # training crop (pixels of spacing_mm)
     batch: int = 16
-    steps: int = 1200
+    steps: int = 800
     lr: float = 1e-2  # one-cycle peak; 3e-3 had not converged after 300 steps
     seed: int = 0
 
