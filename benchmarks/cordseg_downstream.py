@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from u2adcore.config import SEGMENTS, U2ADConfig
+from u2adcore.config import SEGMENTS, PseudoAnomalyConfig, U2ADConfig
 from u2adcore.data.pseudo import insert_pseudo_lesions
 from u2adcore.detect import detect_study, detection_config
 from u2adcore.io.study import load_study
@@ -47,7 +47,7 @@ def run_detect(study, methods):
     for name, (method, cfg) in methods.items():
         r = detect_study(study, method, cfg)
         top = top_segment(r.segments)
-        out[name] = {"patient_score": r.patient_score, "top_segment": None if top is None else top.name}
+        out[name] = {"patient_score": r.patient_score, "top_segment": None if top is None else top.name, "slice_index": r.slice_index}
     return out
 
 
@@ -76,7 +76,9 @@ def main(argv=None) -> int:
         base = load_study(root / image, root / cord, levels=root / levels, levels_kind="bodies", study_id=subject)
         cases = [("healthy", base, ())]
         for k in range(args.n):
-            pseudo = insert_pseudo_lesions(base, rng, n_lesions=(1, 2))
+            # Lesions on the mid-sagittal slice and one either side (3 mm across, like a small real
+            # lesion), so that a mask whose "slice with the most cord" is one off still meets them.
+            pseudo = insert_pseudo_lesions(base, rng, n_lesions=(1, 2), cfg=PseudoAnomalyConfig(n_neighbours=1))
             cases.append((f"lesion{k}", pseudo.study, tuple(s for s, v in pseudo.segment_labels.items() if v)))
         for tag, study, lesion_segments in cases:
             t0 = time.perf_counter()

@@ -136,6 +136,8 @@ def test_detect_without_cord_segments_it_and_says_so(setup, tmp_path, capsys):
     assert doc["cord_source"] == "automatic" and doc["inputs"]["cord"] is None
     seg = {s["name"]: s for s in doc["segments"]}
     assert all(k in seg["C4-C5"] for k in ("mscc", "min_ap_mm", "csa_mm2")) and seg["C4-C5"]["min_ap_mm"] > 3.0
+    header = (tmp_path / "auto" / "curve.csv").read_text().splitlines()[0]
+    assert header.endswith("ap_mm,csa_mm2")
     # A given mask wins.
     assert main(["--progress", "none", *_detect_args(setup, tmp_path / "given")]) == 0
     assert json.loads((tmp_path / "given" / "result.json").read_text())["cord_source"] == "given"

@@ -233,7 +233,7 @@ class CordSegConfig:
     strides: tuple[int, ...] = (2, 2, 2)
     num_res_units: int = 1
     threshold: float = 0.5  # on the probability after resampling onto the input grid
-    keep_largest: bool = True  # the cord is one connected structure: drop stray islands
+    keep_largest: bool = True  # keep one connected component, the one spanning the most S-I rows (the cord)
     patch: int = 96  # training crop (pixels of spacing_mm)
     batch: int = 16
     steps: int = 800

@@ -63,25 +63,34 @@ class CordSegmenter:
     def segment(self, image: sitk.Image, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> sitk.Image:
         """uint8 0/1 cord mask on exactly `image`'s grid."""
         work = to_working(image, self.cfg.spacing_mm, self.cfg.clip_percentiles)
-        prob = sitk.GetImageFromArray(self.probability(work.array, progress, cancel))
-        prob.CopyInformation(work.grid)
-        on_input = sitk.GetArrayFromImage(resample_onto(prob, image))
-        mask = on_input >= self.cfg.threshold
+        p = self.probability(work.array, progress, cancel)
         if self.cfg.keep_largest:
-            mask = largest_component(mask)
+            p = np.where(cord_component(p >= self.cfg.threshold), p, 0.0).astype(np.float32)
+        prob = sitk.GetImageFromArray(p)
+        prob.CopyInformation(work.grid)
+        mask = sitk.GetArrayFromImage(resample_onto(prob, image)) >= self.cfg.threshold
         out = sitk.GetImageFromArray(mask.astype(np.uint8))
         out.CopyInformation(image)
         return out
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
+def cord_component(mask: np.ndarray) -> np.ndarray:
+    """The connected component of a working-grid mask (LR, SI, AP) that spans the most S-I rows
+    (ties: the larger). The cord runs through the whole field from top to bottom; a stray
+    false positive (a fat plane, a vessel) is shorter even when it is bulkier, which the
+    largest-volume rule first used here got wrong on under-trained fold models."""
     from scipy import ndimage as ndi
 
     labels, n = ndi.label(mask)
     if n <= 1:
         return mask
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (1 + int(np.argmax(sizes)))
+    best, key = 0, (-1, -1)
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        comp = labels[sl] == k
+        rows = int(comp.any(axis=(0, 2)).sum())
+        if (rows, int(comp.sum())) > key:
+            best, key = k, (rows, int(comp.sum()))
+    return labels == best
 
 
 def load_segmenter(path: Optional[PathLike] = None, device: str = "cpu") -> CordSegmenter:
