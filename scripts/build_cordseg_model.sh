@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the cord segmentation model the package ships, U2ADCore/u2adcore/resources/models/cordseg.pt,
-# in one reproducible command (about 7 min of one CPU core; 7.3 min wall-clock measured under
-# nice -n 10 on the shared 2-core machine while other jobs ran):
+# in one reproducible command (4-7 min on one CPU thread: 7.3 min measured under nice -n 10 while
+# the shared 2-core machine ran other jobs, 4.0 min when it was quieter; a rerun gave identical weights):
 #
 #     bash scripts/build_cordseg_model.sh
 #
