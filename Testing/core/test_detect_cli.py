@@ -148,7 +148,7 @@ def test_manifest_mode_writes_one_folder_per_study_and_a_summary(setup, tmp_path
     manifest.write_text(  # absolute paths are allowed in a manifest
         "id,image,cord,levels,levels_kind\n"
         f"a,{setup['image']},{setup['cord']},{setup['discs']},discs\n"
-        f"b,{setup['image']},{setup['cord']},,\n"
+        f"b,{setup['image']},,,\n"  # no cord mask: segmented automatically
     )
     out = tmp_path / "batch"
     code = main(["--progress", "none", "detect", "--manifest", str(manifest), "--model", str(setup["ckpt"]), "--mc", "2", "--out", str(out)])
@@ -163,11 +163,31 @@ def test_manifest_mode_writes_one_folder_per_study_and_a_summary(setup, tmp_path
     assert a["top_segment"] == doc_a["top_segment"] and a["top_segment"] in SEGMENTS
     assert all(b[s] == "unknown" for s in SEGMENTS) and b["top_segment"] == ""  # no levels: never invented
     assert a["error"] == b["error"] == ""
+    assert doc_a["cord_source"] == "given"
+    assert json.loads((out / "b" / "result.json").read_text())["cord_source"] == "automatic"
 
 
-def test_image_without_cord_is_a_usage_error(setup, capsys):
-    assert main(["--progress", "none", "detect", str(setup["image"])]) == 2
-    assert "--cord" in capsys.readouterr().err
+def test_detect_without_cord_segments_it_and_says_so(setup, tmp_path, capsys):
+    args = _detect_args(setup, tmp_path / "auto")
+    i = args.index("--cord")
+    del args[i : i + 2]
+    assert main(["--progress", "none", *args]) == 0
+    text = capsys.readouterr().out
+    assert "segmenting the spinal cord automatically" in text and "[cord segmented automatically]" in text
+    doc = json.loads((tmp_path / "auto" / "result.json").read_text())
+    assert doc["cord_source"] == "automatic" and doc["inputs"]["cord"] is None
+    seg = {s["name"]: s for s in doc["segments"]}
+    assert all(k in seg["C4-C5"] for k in ("mscc", "min_ap_mm", "csa_mm2")) and seg["C4-C5"]["min_ap_mm"] > 3.0
+    header = (tmp_path / "auto" / "curve.csv").read_text().splitlines()[0]
+    assert header.endswith("ap_mm,csa_mm2")
+    # A given mask wins.
+    assert main(["--progress", "none", *_detect_args(setup, tmp_path / "given")]) == 0
+    assert json.loads((tmp_path / "given" / "result.json").read_text())["cord_source"] == "given"
+
+
+def test_image_is_needed(capsys):
+    assert main(["--progress", "none", "detect"]) == 2
+    assert "IMAGE" in capsys.readouterr().err
 
 
 def test_demo_on_the_shipped_sample_with_the_shipped_model(tmp_path, capsys):

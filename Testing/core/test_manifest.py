@@ -45,6 +45,14 @@ def test_rows_resolve_relative_to_the_manifest(dataset):
     assert b.label == 0 and b.segments == () and b.lesion is None
 
 
+def test_the_cord_column_is_optional(dataset):
+    """No cord mask: the study's cord is segmented when it is loaded (a given mask still wins)."""
+    a, b = read_manifest(write(dataset, "a,data/a_t2.nii.gz,\nb,data/b_t2.nii.gz,\n", header="id,image,levels\n"))
+    assert a.cord is None and b.cord is None
+    (c,) = read_manifest(write(dataset, "c,data/a_t2.nii.gz,,\n", header="id,image,cord,levels\n"))
+    assert c.cord is None
+
+
 def test_only_required_columns_are_needed(dataset):
     (entry,) = read_manifest(write(dataset, "a,data/a_t2.nii.gz,data/a_cord.nii.gz,\n", header="id,image,cord,levels\n"))
     assert entry.levels is None and entry.label is None and entry.segments == ()
@@ -53,7 +61,7 @@ def test_only_required_columns_are_needed(dataset):
 @pytest.mark.parametrize(
     "header, rows, message",
     [
-        ("id,image,levels\n", "a,data/a_t2.nii.gz,\n", r"missing required column\(s\) \['cord'\]"),
+        ("id,image,cord\n", "a,data/a_t2.nii.gz,data/a_cord.nii.gz\n", r"missing required column\(s\) \['levels'\]"),
         (HEADER, GOOD + "a,data/b_t2.nii.gz,data/b_cord.nii.gz,,,,,\n", r"row 4 \(id 'a'\): duplicate id, first used on row 2"),
         (HEADER, "a,data/a_t2.nii.gz,data/a_cord.nii.gz,,,1,C4-C5;C9-C10,\n", r"row 2 \(id 'a'\): unknown segment\(s\) \['C9-C10'\]"),
         (HEADER, "a,data/a_t2.nii.gz,data/a_cord.nii.gz,,,yes,,\n", "row 2 \\(id 'a'\\): label must be 0 or 1 .*'yes'"),

@@ -291,6 +291,31 @@ class PhantomConfig:
     lesion_length_mm: tuple[float, float] = (5.0, 25.0)
     lesion_lr_mm: tuple[float, float] = (3.0, 7.0)
     lesions_per_study: tuple[int, int] = (1, 3)  # for studies drawn as positive in a set
+    # A compressed level (degenerative cervical myelopathy): the cord's AP diameter narrowed by
+    # this fraction at the disc of `compression_segment` (e.g. "C4-C5"), a Gaussian dip along the
+    # cord of full width at half maximum `compression_fwhm_mm`. 0 = no compression.
+    compression: float = 0.0
+    compression_segment: str = "C4-C5"
+    compression_fwhm_mm: float = 10.0
+
+
+@dataclass
+class CordSegConfig:
+    """The built-in cord segmentation (docs/SEGMENTATION.md): a MONAI 2D U-Net on 2.5D sagittal
+    slices of the canonical frame resampled to `spacing_mm`. Saved inside its checkpoint."""
+
+    spacing_mm: float = 1.0
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    channels: tuple[int, ...] = (8, 16, 32, 64)
+    strides: tuple[int, ...] = (2, 2, 2)
+    num_res_units: int = 1
+    threshold: float = 0.5  # on the probability after resampling onto the input grid
+    keep_largest: bool = True  # keep one connected component, the one spanning the most S-I rows (the cord)
+    patch: int = 96  # training crop (pixels of spacing_mm)
+    batch: int = 16
+    steps: int = 800
+    lr: float = 1e-2  # one-cycle peak; 3e-3 had not converged after 300 steps
+    seed: int = 0
 
 
 @dataclass

@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,6 +28,9 @@ from .methods.base import Method, MethodMaps
 from .progress import CancelToken, ProgressCallback, ProgressEvent, emit
 from .scoring.segments import ScoredSlice, SegmentScore, score_slice, segment_of_samples, top_segment
 from .volume.preprocess import PreparedSlice, maps_to_volume, prepare_slices
+
+if TYPE_CHECKING:
+    from .morphometry import Morphometry
 
 MIN_ROI_PATCHES = 3  # fewer cannot be masked at r = 0.75 while leaving visible cord context
 
@@ -56,6 +59,8 @@ class DetectionResult:
     levels_source: Optional[str]
     inferred_levels: tuple[str, ...]  # vertebral bodies filled from the prior, not marked
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    cord_source: str = "given"  # "given" (a mask was supplied) | "automatic" (segmented by u2adcore.segmentation)
+    morphometry: Optional["CurveMorphometry"] = None  # AP diameter, CSA and MSCC (u2adcore.morphometry)
 
     @property
     def patient_score(self) -> float:
@@ -185,6 +190,7 @@ def detect_study(
     if cancel is not None:
         cancel.check()
     levels = study.levels
+    morphometry = curve_morphometry(study, slices[k], scored[k].curve)
     return DetectionResult(
         study_id=study.id,
         method=method.describe(),
@@ -198,7 +204,31 @@ def detect_study(
         levels_source=None if levels is None else levels.source,
         inferred_levels=() if levels is None else tuple(levels.inferred),
         timings=stage.timings,
+        cord_source=study.cord_source,
+        morphometry=morphometry,
     )
+
+
+@dataclass(frozen=True)
+class CurveMorphometry:
+    """The cord's morphometry, with its AP diameter and CSA sampled at the AnoCurve's positions."""
+
+    morphometry: "Morphometry"
+    ap_mm: np.ndarray  # one per AnoCurve sample (NaN where the 3D cord has no cross-section)
+    csa_mm2: np.ndarray
+
+
+def curve_morphometry(study, prepared: PreparedSlice, curve) -> Optional[CurveMorphometry]:
+    """Morphometry of the study's 3D cord mask (None when the mask is too short to measure)."""
+    from .morphometry import cord_morphometry
+
+    try:
+        morph = cord_morphometry(study.cord, study.levels)
+    except ValueError:
+        return None
+    t = prepared.transform
+    rows = (t.origin_rc[0] + np.asarray(curve.rows, float) * t.spacing_mm) / t.in_plane_spacing[0]
+    return CurveMorphometry(morph, morph.profile.at_rows(rows, morph.profile.ap_mm), morph.profile.at_rows(rows, morph.profile.csa_mm2))
 
 
 def _segment_rows(study, prepared: PreparedSlice) -> dict[str, Optional[tuple[float, float]]]:
@@ -250,10 +280,16 @@ def curve_csv(result: DetectionResult) -> str:
     inferred = {seg.name: int(result.is_inferred(seg)) for seg in result.segments}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["position_mm", "anocurve", "segment", "inferred"])
-    for pos, value, name in zip(curve.position_mm, curve.values, names):
-        writer.writerow([f"{pos:.3f}", f"{value:.6g}", name, inferred.get(name, "")])
+    morph = result.morphometry
+    writer.writerow(["position_mm", "anocurve", "segment", "inferred"] + (["ap_mm", "csa_mm2"] if morph is not None else []))
+    for i, (pos, value, name) in enumerate(zip(curve.position_mm, curve.values, names)):
+        extra = [] if morph is None else [_fmt(morph.ap_mm[i], ".3f"), _fmt(morph.csa_mm2[i], ".2f")]
+        writer.writerow([f"{pos:.3f}", f"{value:.6g}", name, inferred.get(name, "")] + extra)
     return buf.getvalue()
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "" if not np.isfinite(v) else format(float(v), spec)
 
 
 def candidate_summary(result: DetectionResult) -> list[dict]:
@@ -290,6 +326,8 @@ def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
     for seg in result.segments:
         entry = seg.to_json(with_verdict=seg_verdict)
         entry["inferred"] = result.is_inferred(seg)
+        if result.morphometry is not None:
+            entry.update(result.morphometry.morphometry.by_name()[seg.name].to_json())
         segments.append(entry)
     top = top_segment(result.segments)
     out = {
@@ -297,6 +335,7 @@ def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
         "u2ad_version": __version__,
         "inputs": result.inputs,
         "levels_source": result.levels_source,
+        "cord_source": result.cord_source,
         "patient_score": result.patient_score,
     }
     if th is not None and th.patient is not None:

@@ -25,10 +25,12 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
         name,
         help=help_,
         description="Detect T2 hyperintensity in the spinal cord: anomaly map, candidates, AnoCurve, per-segment "
-        "and patient scores, report.png and result.json. Give one IMAGE with --cord, or --manifest.",
+        "and patient scores, report.png and result.json. Give one IMAGE (with --cord, or its cord is segmented "
+        "automatically with the shipped model), or --manifest.",
     )
     p.add_argument("image", nargs="?", help="3D T2w image: .nii/.nii.gz/.nrrd/.mha or a DICOM series folder")
-    p.add_argument("--cord", help="spinal-cord mask of IMAGE (0/1, or give --cord-label); lesions must lie inside it")
+    p.add_argument("--cord", help="spinal-cord mask of IMAGE (0/1, or give --cord-label); lesions must lie inside it. "
+                   "Without it the cord is segmented automatically (u2ad segment-cord) and result.json says cord_source: automatic")
     p.add_argument("--cord-label", type=int, default=None, help="use voxels with this value of a multi-label mask as the cord")
     p.add_argument("--levels", default=None, help="vertebral levels: a label image or a Slicer .mrk.json point list")
     p.add_argument("--levels-kind", choices=("discs", "bodies"), default=None, help="what the values of a levels label image mean")
@@ -59,9 +61,9 @@ def _check_args(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
     if args.manifest and (args.image or args.cord):
-        raise InputError(args.manifest, "give either --manifest or IMAGE --cord, not both")
-    if not args.manifest and not (args.image and args.cord):
-        raise InputError(None, "give an IMAGE and its --cord mask, or --manifest")
+        raise InputError(args.manifest, "give either --manifest or IMAGE [--cord], not both")
+    if not args.manifest and not args.image:
+        raise InputError(None, "give an IMAGE (and optionally its --cord mask), or --manifest")
     if args.manifest and not args.out:
         raise InputError(args.manifest, "--out is required with --manifest")
     if args.mc < 1:
@@ -89,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         from ..io.study import load_study
 
         start = time.perf_counter()
-        study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label)
+        if args.cord is None:
+            _say(args, f"{args.image}: no --cord given; segmenting the spinal cord automatically")
+        study = load_study(args.image, args.cord, levels=args.levels, levels_kind=args.levels_kind, cord_label=args.cord_label,
+                           segmenter=None if args.cord is not None else _segmenter(args))
         load = time.perf_counter() - start
     start = time.perf_counter()
     cfg = config_from_args(args)
@@ -111,13 +116,28 @@ def _run_single(args, study, load: float, out: Path, method, cfg: U2ADConfig, cb
     return 0
 
 
+def _say(args, text: str) -> None:
+    """A note for the user: stdout, or a message event in the JSON-lines stream."""
+    if args.progress == "jsonl":
+        print(json.dumps({"event": "progress", "kind": "message", "task": "detect", "message": text}), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def _segmenter(args):
+    from ..segmentation import load_segmenter
+
+    return load_segmenter(device=args.device)
+
+
 def _one_line(result, out: Path) -> str:
     from ..scoring.segments import top_segment
 
     verdict = "" if result.patient_positive is None else (" POSITIVE" if result.patient_positive else " negative")
     top = top_segment(result.segments)
     where = f", top segment {top.name} ({top.score:.4g})" if top is not None else ", no segment scored (levels unknown)"
-    return f"{result.study_id}: patient score {result.patient_score:.4g}{verdict}{where} -> {out}"
+    cord = " [cord segmented automatically]" if result.cord_source == "automatic" else ""
+    return f"{result.study_id}: patient score {result.patient_score:.4g}{verdict}{where}{cord} -> {out}"
 
 
 def _finish(args, outputs: dict, text: str) -> None:
@@ -134,11 +154,12 @@ def _run_manifest(args, entries, out: Path, method, cfg: U2ADConfig, cb, model_l
     from ..progress import ProgressEvent, emit
 
     rows, outputs, failed = [], {}, []
+    segmenter = _segmenter(args) if any(e.cord is None for e in entries) else None
     for i, entry in enumerate(entries):
         emit(cb, ProgressEvent("step", task="detect", step=i, steps=len(entries), fraction=i / len(entries), message=entry.id))
         start = time.perf_counter()
         try:
-            study = entry.load()
+            study = entry.load(segmenter)
             load = time.perf_counter() - start
             result = detect_study(study, method, cfg, progress=None)
             result.timings = {"load": load, **result.timings}

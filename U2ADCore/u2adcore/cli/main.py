@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("phantom_cmd", "write synthetic T2w cervical spine studies (optionally with lesions)"),
     "pretrain": ("pretrain_cmd", "pretrain EdgeMAE on healthy studies"),
     "adapt": ("adapt_cmd", "uncertainty-guided adaptation to target studies"),
+    "segment-cord": ("segment_cord_cmd", "segment the spinal cord with the shipped model (offline)"),
     "detect": ("detect_cmd", "detect T2 hyperintensity in a study or a manifest"),
     "calibrate": ("calibrate_cmd", "store decision thresholds in a checkpoint"),
     "evaluate": ("evaluate_cmd", "the paper's 5-fold evaluation protocol"),

@@ -1,8 +1,10 @@
 """CSV manifests: one study per row, the unit every batch command (pretrain, adapt, detect,
 evaluate) takes.
 
-Columns `id,image,cord,levels` are required (a `levels` cell may be empty); `levels_kind`,
+Columns `id,image,levels` are required (a `levels` cell may be empty); `cord`, `levels_kind`,
 `label` (patient 0/1), `segments` (positive segments, `;`-separated) and `lesion` are optional.
+A study without a cord mask (no `cord` column, or an empty cell) has its cord segmented
+automatically when it is loaded (u2adcore.segmentation); a given mask always wins.
 Paths are relative to the manifest's folder (absolute ones are kept), so a dataset folder can be
 moved as a whole.
 Everything is checked when the manifest is read, so a long run does not fail at study 90 of 100.
@@ -23,8 +25,10 @@ from ..io.atomic import write_text
 if TYPE_CHECKING:
     from ..io.study import Study
 
-REQUIRED: tuple[str, ...] = ("id", "image", "cord", "levels")
+REQUIRED: tuple[str, ...] = ("id", "image", "levels")
 OPTIONAL: tuple[str, ...] = ("levels_kind", "label", "segments", "lesion")
+COLUMNS: tuple[str, ...] = ("id", "image", "cord", "levels") + OPTIONAL  # as written
+
 LEVELS_KINDS: tuple[str, ...] = ("discs", "bodies")
 
 
@@ -34,14 +38,15 @@ class ManifestEntry:
 
     id: str
     image: Path
-    cord: Path
+    cord: Optional[Path]  # None: segmented automatically on load
     levels: Optional[Path] = None
     levels_kind: Optional[str] = None
     label: Optional[int] = None  # patient label, 1 = has a lesion
     segments: tuple[str, ...] = ()  # positive segments
     lesion: Optional[Path] = None
 
-    def load(self) -> "Study":
+    def load(self, segmenter=None) -> "Study":
+        """The study; without a cord mask, its cord is segmented (with `segmenter` when given)."""
         from ..io.study import load_study
 
         return load_study(
@@ -51,6 +56,7 @@ class ManifestEntry:
             levels_kind=self.levels_kind,
             lesion=self.lesion,
             study_id=self.id,
+            segmenter=segmenter,
         )
 
 
@@ -94,7 +100,7 @@ def _row_entry(row: dict, where: str, base: Path, manifest: Path) -> ManifestEnt
     return ManifestEntry(
         id=row["id"].strip(),
         image=path_of("image", True),
-        cord=path_of("cord", True),
+        cord=path_of("cord", False),
         levels=levels,
         levels_kind=kind,
         label=label,
@@ -146,7 +152,7 @@ def write_manifest(entries: Sequence[ManifestEntry], path: Union[str, Path]) -> 
     base = path.parent
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(REQUIRED + OPTIONAL)
+    writer.writerow(COLUMNS)
     for e in entries:
         writer.writerow(
             [

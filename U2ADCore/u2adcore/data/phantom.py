@@ -13,6 +13,7 @@ muscle dark, disc nuclei intermediate, cortical bone and ligaments darkest.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -225,6 +226,16 @@ def _canal(grid: _Grid, cfg: PhantomConfig, rng: np.random.Generator, s_c1: floa
         csf_back=rng.uniform(3.0, 5.0) + cisterna,
         csf_side=rng.uniform(2.5, 4.0),
     )
+
+
+def _compress(canal: _Canal, grid: _Grid, by_name: dict, cfg: PhantomConfig) -> _Canal:
+    """The cord narrowed in AP by `cfg.compression` at the disc of `cfg.compression_segment`.
+    Deterministic (no random draw), so the same seed gives the same spine with or without it."""
+    if cfg.compression_segment not in SEGMENTS or not 0.0 <= cfg.compression < 1.0:
+        raise InputError("PhantomConfig.compression", f"needs a segment of {', '.join(SEGMENTS)} and a fraction in [0, 1), got {cfg.compression_segment!r}, {cfg.compression:g}")
+    s0 = by_name[cfg.compression_segment.split("-")[0]].s_disc_below
+    dip = cfg.compression * np.exp(-4.0 * np.log(2.0) * ((grid.s - s0) / cfg.compression_fwhm_mm) ** 2)
+    return dataclasses.replace(canal, cord_ap=canal.cord_ap * (1.0 - dip))
 
 
 @dataclass(frozen=True)
@@ -473,6 +484,8 @@ def make_phantom(seed: int, *, n_lesions: int = 0, cfg: Optional[PhantomConfig] 
     if by_name["T2"].s_disc_below >= grid.s[-1] or s_c1c2 <= 0:
         raise InputError("PhantomConfig.fov_si_mm", f"{cfg.fov_si_mm:g} mm is too short to hold C1-C2 … T1-T2 (needs about 215 mm)")
     canal = _canal(grid, cfg, rng, s_c1c2 - 10.0, by_name["C6"].s_centre)
+    if cfg.compression:
+        canal = _compress(canal, grid, by_name, cfg)
     tex = _texture_fields(grid, rng_texture)
 
     img = np.zeros(grid.shape, np.float32)

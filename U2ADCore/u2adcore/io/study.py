@@ -40,6 +40,7 @@ class Study:
     image_path: Optional[Path] = None
     cord_path: Optional[Path] = None
     levels_path: Optional[Path] = None
+    cord_source: str = "given"  # "given" | "automatic" (segmented by u2adcore.segmentation: no mask was given)
 
 
 def study_id_from_path(path: PathLike) -> str:
@@ -157,24 +158,31 @@ def study_from_arrays(
 
 def load_study(
     image: PathLike,
-    cord: PathLike,
+    cord: Optional[PathLike],
     *,
     levels: Optional[PathLike] = None,
     levels_kind: Optional[str] = None,
     cord_label: Optional[int] = None,
     lesion: Optional[PathLike] = None,
     study_id: Optional[str] = None,
+    segmenter=None,
 ) -> Study:
     """Read and validate a study from files (see ARCHITECTURE.md, io).
 
     `cord_label` selects one label of a multi-label mask; `levels_kind` is "discs" or "bodies"
-    (None lets the levels reader decide from the file).
+    (None lets the levels reader decide from the file). Without `cord` the cord is segmented
+    with `segmenter` (a u2adcore.segmentation.CordSegmenter; default the shipped model) and the
+    study says so (cord_source "automatic"); a given mask always wins.
     """
-    image_path, cord_path = Path(image), Path(cord)
+    image_path = Path(image)
+    cord_path = None if cord is None else Path(cord)
     img = read_image(image_path, what="image")
     _require_contrast(img, image_path)
-    cord_img = _checked_mask(read_image(cord_path, what="cord mask"), img, cord_path, "cord mask", cord_label)
-    _require_cord(cord_img, cord_path, cord_label)
+    if cord_path is None:
+        cord_img = _automatic_cord(img, image_path, segmenter)
+    else:
+        cord_img = _checked_mask(read_image(cord_path, what="cord mask"), img, cord_path, "cord mask", cord_label)
+        _require_cord(cord_img, cord_path, cord_label)
     lesion_img = None
     if lesion is not None:
         lesion_img = _checked_mask(read_image(lesion, what="lesion mask"), img, lesion, "lesion mask", None)
@@ -193,4 +201,15 @@ def load_study(
         image_path=image_path,
         cord_path=cord_path,
         levels_path=levels_path,
+        cord_source="given" if cord_path is not None else "automatic",
     )
+
+
+def _automatic_cord(img: sitk.Image, image_path: Path, segmenter) -> sitk.Image:
+    from ..segmentation import load_segmenter
+
+    seg = segmenter if segmenter is not None else load_segmenter()
+    cord = seg.segment(img)
+    if not np.any(sitk.GetArrayViewFromImage(cord)):
+        raise InputError(image_path, "the automatic cord segmentation found no spinal cord in this image; give a cord mask (--cord)")
+    return cord

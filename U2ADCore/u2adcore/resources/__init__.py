@@ -45,3 +45,9 @@ def itermask_model_path() -> Path:
     """The IterMask network shipped inside the package (built by scripts/build_itermask_model.sh;
     docs/ITERMASK.md)."""
     return _HERE / "models" / "itermask.pt"
+
+
+def cordseg_model_path() -> Path:
+    """The cord segmentation U-Net shipped inside the package (built by
+    scripts/build_cordseg_model.sh; docs/SEGMENTATION.md says on what)."""
+    return _HERE / "models" / "cordseg.pt"

@@ -83,9 +83,10 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
 
     # Panels share the vertical axis and height; their widths make the pixels square.
     aspect = (c1 - c0) / (r1 - r0)
-    fig = Figure(figsize=(2 * PANEL_HEIGHT_IN * aspect + 6.5, PANEL_HEIGHT_IN / (_TOP - _BOTTOM)))
-    axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [PANEL_HEIGHT_IN * aspect] * 2 + [4.2]})
-    ax_img, ax_map, ax_curve = axes
+    morph = [3.2] if getattr(result, "morphometry", None) is not None else []  # the cord-diameter panel's width
+    fig = Figure(figsize=(2 * PANEL_HEIGHT_IN * aspect + 6.5 + sum(morph), PANEL_HEIGHT_IN / (_TOP - _BOTTOM)))
+    axes = fig.subplots(1, 3 + len(morph), sharey=True, gridspec_kw={"width_ratios": [PANEL_HEIGHT_IN * aspect] * 2 + [4.2] + morph})
+    ax_img, ax_map, ax_curve = axes[:3]
     view = sc.image[r0:r1, c0:c1]
     for ax in (ax_img, ax_map):
         ax.imshow(view, cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest", aspect="auto")
@@ -119,6 +120,8 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
                   + ("" if pixel is None else f"; dashed: pixel threshold {pixel:.3g}") + ")", fontsize=9)
 
     _plot_curve(ax_curve, result, top_row, spacing)
+    if morph:
+        plot_morphometry(axes[3], result, top_row, spacing)
 
     patient = f"patient score {sc.patient_score:.4g}: {_verdict(sc.patient_positive, None if th is None else th.patient)}"
     fig.suptitle(f"{result.study_id} — {patient}", fontsize=13, weight="bold", color="#b00020" if sc.patient_positive else "black")
@@ -181,4 +184,26 @@ def _plot_curve(ax, result: "DetectionResult", top_row: float, spacing: float) -
     ax.set_xlim(0, xmax)
     ax.set_xlabel("AnoCurve value")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
+    ax.grid(axis="x", color="#eeeeee")
+
+
+def plot_morphometry(ax, result: "DetectionResult", top_row: float, spacing: float) -> None:
+    """The cord's AP diameter along the cord (same vertical axis as the AnoCurve) with each
+    segment's MSCC, so a T2 hyperintensity and a compression at one level are read together."""
+    cm = result.morphometry
+    y = (result.scored.curve.rows - top_row) * spacing
+    ax.plot(cm.ap_mm, y, color="#1565c0", lw=1.4, label="AP diameter")
+    finite = cm.ap_mm[np.isfinite(cm.ap_mm)]
+    xmax = (float(finite.max()) if finite.size else 10.0) * 1.6
+    by_name = cm.morphometry.by_name()
+    for i, seg in enumerate(s for s in result.scored.segments if s.known):
+        lo, hi = ((seg.start_row - top_row) * spacing, (seg.end_row - top_row) * spacing)
+        ax.axhspan(lo, hi, color="#e3f2fd" if i % 2 == 0 else "#fff8e1", zorder=0)
+        m = by_name[seg.name]
+        text = "MSCC —" if m.mscc is None else f"MSCC {m.mscc:.0f} %"
+        ax.text(xmax * 0.98, (lo + hi) / 2, text, ha="right", va="center", fontsize=8,
+                color="#b00020" if (m.mscc or 0) >= 20 else "#263238")
+    ax.set_xlim(0, xmax)
+    ax.set_title("cord AP diameter (mm)")
+    ax.set_xlabel("mm (3D cord mask)")
     ax.grid(axis="x", color="#eeeeee")
