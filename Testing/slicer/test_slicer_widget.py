@@ -405,8 +405,7 @@ def test_segment_cord_button(widget, errsm):
     assert cord is not None and cord.GetName() == "errsm_11 spinal cord", widget.ui.statusLabel.text
     assert cord.GetSegmentation().GetNthSegment(0).GetName() == "spinal cord"
     assert widget.ui.cordSegmentComboBox.currentText == "spinal cord"
-    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "check")
-    slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(cord, labels, volume)
+    labels = mrml.cord_labelmap(scene, cord, volume)
     auto, truth = slicer.util.arrayFromVolume(labels) > 0, slicer.util.arrayFromVolume(manual) > 0
     dice = 2 * (auto & truth).sum() / (auto.sum() + truth.sum())
     assert dice > 0.6, f"Dice with the manual cord: {dice:.2f}"
