@@ -46,6 +46,13 @@ def test_analysis_roi_keeps_a_cord_too_thin_to_erode():
     assert np.array_equal(analysis_roi(roi, 1), roi)
 
 
+def test_analysis_roi_erodes_a_thin_cord_as_far_as_it_survives():
+    roi = np.zeros((16, 16), dtype=bool)
+    roi[2:14, 6:9] = True  # 3 pixels wide: 2 pixels of erosion would empty it, 1 leaves its centre line
+    assert np.array_equal(analysis_roi(roi, 2), analysis_roi(roi, 1))
+    assert analysis_roi(roi, 2).sum() == 10
+
+
 def test_bottom_fraction_zeroes_exactly_that_many_lowest_values_even_with_ties():
     roi = _cord()
     rng = np.random.default_rng(0)
