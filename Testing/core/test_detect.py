@@ -133,7 +133,7 @@ def test_curve_csv_segments_and_result_json_agree(files, detected):
     doc = json.loads(outputs["result"].read_text())
     # all six segments are known here, so the patient score is the peak over C2-C3 ... C7-T1
     assert doc["patient_score"] == pytest.approx(max(s["score"] for s in doc["segments"]), rel=1e-5)
-    assert doc["patient_score"] <= val.max() + 1e-9
+    assert doc["patient_score"] <= val.max() * (1 + 1e-5) + 1e-9  # curve.csv holds 6 significant digits
     assert [s["name"] for s in doc["segments"]] == list(SEGMENTS)
     for seg in doc["segments"]:
         mine = [r for r in rows if r["segment"] == seg["name"]]

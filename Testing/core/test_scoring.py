@@ -46,6 +46,13 @@ def test_analysis_roi_keeps_a_cord_too_thin_to_erode():
     assert np.array_equal(analysis_roi(roi, 1), roi)
 
 
+def test_analysis_roi_erodes_a_thin_cord_as_far_as_it_survives():
+    roi = np.zeros((16, 16), dtype=bool)
+    roi[2:14, 6:9] = True  # 3 pixels wide: 2 pixels of erosion would empty it, 1 leaves its centre line
+    assert np.array_equal(analysis_roi(roi, 2), analysis_roi(roi, 1))
+    assert analysis_roi(roi, 2).sum() == 10
+
+
 def test_bottom_fraction_zeroes_exactly_that_many_lowest_values_even_with_ties():
     roi = _cord()
     rng = np.random.default_rng(0)
@@ -212,3 +219,22 @@ def test_healthy_spread_is_the_median_centred_residual_per_depth():
     spread = healthy_spread([residual], [roi], 1, max_depth=3)
     assert spread[0] == pytest.approx(0.05, abs=0.01)
     assert spread[1] == pytest.approx(0.01 * 0.674, rel=0.3) and spread[2] == pytest.approx(0.01 * 0.674, rel=0.3)
+
+
+def test_erode_px_option_sets_the_scoring_and_paper_mode_keeps_one_pixel():
+    import argparse
+
+    from u2adcore.cli.options import add_scoring_arguments, apply_scoring_arguments
+    from u2adcore.config import U2ADConfig
+
+    p = argparse.ArgumentParser()
+    add_scoring_arguments(p)
+    cfg = U2ADConfig()
+    apply_scoring_arguments(cfg, p.parse_args([]))
+    assert cfg.scoring.erode_px == 2
+    apply_scoring_arguments(cfg, p.parse_args(["--scoring", "paper"]))
+    assert cfg.scoring.erode_px == 1
+    apply_scoring_arguments(cfg, p.parse_args(["--erode-px", "1"]))
+    assert cfg.scoring.erode_px == 1
+    with pytest.raises(SystemExit):
+        p.parse_args(["--erode-px", "-1"])

@@ -146,7 +146,11 @@ class InferenceConfig:
 class ScoringConfig:
     """Anomaly map, curve and scores (METHOD.md §6)."""
 
-    erode_px: int = 1
+    # Pixels dropped from the cord's edge before scoring. 2 (default): the outer 2 mm on the 1-mm
+    # grid are partial-volume CSF, more so with a mask a voxel too wide; dropping them doubled the
+    # moderate pseudo-lesions called "yes" at the same healthy false-positive rate
+    # (docs/DETECTION.md, "What we tried"). 1: the paper's and the previous default (edge1_scoring).
+    erode_px: int = 2
     # "normative" (default): the hyperintense part of the method's signed residual x - mu above
     # the slice's median residual in the cord, divided by `residual_scale`; "paper": |x - mu| with
     # the bottom-fraction / top-components post-processing as published. The default departs
@@ -180,7 +184,12 @@ class ScoringConfig:
 def paper_scoring() -> ScoringConfig:
     """METHOD.md §6 as published: |x - mu|, bottom 20 % zeroed, top-3 components, patient score
     over the whole cord, on the |x - mu| display scale."""
-    return ScoringConfig(residual="paper", candidates="paper", patient_from="cord", display_max=0.3)
+    return ScoringConfig(erode_px=1, residual="paper", candidates="paper", patient_from="cord", display_max=0.3)
+
+
+def edge1_scoring() -> ScoringConfig:
+    """The default scoring before the 2-pixel edge (one pixel dropped); thresholds must be calibrated with it."""
+    return ScoringConfig(erode_px=1)
 
 
 @dataclass

@@ -15,6 +15,13 @@ def add_inference_arguments(p: argparse.ArgumentParser, *, seed: bool = True) ->
                        help="seed of the Monte-Carlo masks (the same seed gives the same scores)")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     """`--scoring paper` and `--candidates paper` reproduce METHOD.md §6 as published."""
     p.add_argument("--scoring", choices=("normative", "paper"), default="normative",
@@ -23,6 +30,9 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", choices=("threshold", "paper"), default="threshold",
                    help="candidates: components above the model's calibrated pixel threshold, none in a negative study "
                         "(default), or the paper's rule (lowest 20 %% zeroed, top 3 components kept regardless of size)")
+    p.add_argument("--erode-px", type=_non_negative_int, default=None, metavar="N",
+                   help="pixels dropped from the cord's edge before scoring (default 2; 1 with --scoring paper and "
+                        "before the 2-pixel default); thresholds hold only for the erosion they were calibrated with")
 
 
 def apply_scoring_arguments(cfg, args: argparse.Namespace) -> None:
@@ -32,3 +42,5 @@ def apply_scoring_arguments(cfg, args: argparse.Namespace) -> None:
     if args.scoring == "paper":
         cfg.scoring = paper_scoring()
     cfg.scoring.candidates = "paper" if args.scoring == "paper" else args.candidates
+    if args.erode_px is not None:
+        cfg.scoring.erode_px = args.erode_px

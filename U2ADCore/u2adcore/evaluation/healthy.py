@@ -115,6 +115,7 @@ def calibrate_healthy(
             "patient_fpr": patient_fpr,
             "segment_fpr": segment_fpr,
             "pixel_fpr": pixel_fpr,
+            "erode_px": cfg.scoring.erode_px,
         },
     )
 

@@ -24,14 +24,16 @@ _CROSS = ndimage.generate_binary_structure(2, 1)
 def analysis_roi(roi: np.ndarray, erode_px: int) -> np.ndarray:
     """The cord eroded by `erode_px` pixels (4-connected), where anomaly values are defined.
 
-    A cord thinner than 2 * erode_px + 1 pixels would vanish entirely; the un-eroded cord is
-    returned then, because an empty ROI would hide a real lesion rather than a boundary artefact.
+    A cord thinner than 2 * erode_px + 1 pixels would vanish entirely; it is eroded by as many
+    pixels as it survives then (down to none), because an empty ROI would hide a real lesion
+    rather than a boundary artefact.
     """
     roi = np.asarray(roi, dtype=bool)
-    if erode_px <= 0:
-        return roi.copy()
-    eroded = ndimage.binary_erosion(roi, structure=_CROSS, iterations=erode_px)
-    return eroded if eroded.any() else roi.copy()
+    for n in range(erode_px, 0, -1):
+        eroded = ndimage.binary_erosion(roi, structure=_CROSS, iterations=n)
+        if eroded.any():
+            return eroded
+    return roi.copy()
 
 
 def anomaly_map(error: np.ndarray, roi: np.ndarray, erode_px: int) -> np.ndarray:

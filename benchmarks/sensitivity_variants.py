@@ -1,0 +1,190 @@
+"""Scoring variants on the verdict benchmark's cached inference (leave-one-subject-out, 5 % healthy FPR).
+
+Reuses benchmarks/verdict_benchmark.py's cache (run that first with the same --out); every variant
+recalibrates the thresholds leave-one-subject-out with the healthy-only rule and scores the held-out
+subject, so each row is what the shipped model would give with that scoring.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sensitivity_variants.py --out /tmp/verdict
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "U2ADCore"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import u2adcore.scoring.segments as seg  # noqa: E402
+from u2adcore.scoring.curve import AnoCurve, anocurve  # noqa: E402
+
+_orig_anocurve = seg.anocurve
+_orig_slice_map = seg.slice_map
+
+
+def patched(curve_sigma=0.0, reduce="mean", map_sigma=0.0):
+    def slice_map(error, residual, roi, cfg, thresholds):
+        amap = _orig_slice_map(error, residual, roi, cfg, thresholds)
+        if map_sigma > 0:
+            roi_a = seg.analysis_roi(roi, cfg.erode_px)
+            w = ndimage.gaussian_filter(roi_a.astype(np.float64), map_sigma)
+            v = ndimage.gaussian_filter(np.where(roi_a, amap, 0).astype(np.float64), map_sigma)
+            amap = np.where(roi_a, v / np.maximum(w, 1e-6), 0).astype(np.float32)
+        return amap
+
+    def curve_fn(amap, roi, *, spacing_mm=1.0, method="rows", centreline_sigma_mm=5.0):
+        if reduce == "mean":
+            c = _orig_anocurve(amap, roi, spacing_mm=spacing_mm, method=method, centreline_sigma_mm=centreline_sigma_mm)
+            rows, vals = c.rows, c.values
+        else:
+            rows = np.flatnonzero(roi.any(axis=1))
+            vals = []
+            for r in rows:
+                v = np.sort(amap[r][roi[r]])[::-1]
+                if reduce == "tophalf":
+                    vals.append(v[: max(1, int(np.ceil(v.size / 2)))].mean())
+                else:
+                    vals.append(np.quantile(v, float(reduce)))
+            vals = np.asarray(vals, dtype=np.float64)
+            rows = rows.astype(np.float64)
+        if curve_sigma > 0 and vals.size > 1:
+            vals = ndimage.gaussian_filter1d(vals, curve_sigma / spacing_mm, mode="nearest")
+        return AnoCurve(rows, (rows - rows[0]) * spacing_mm if rows.size else rows, vals, spacing_mm)
+
+    return slice_map, curve_fn
+
+
+# (name, ScoringConfig overrides, patched() arguments); erode_px is explicit in every row, the
+# first row is the scoring before this comparison (erode_px 1), the erode_px 2 row the new default.
+VARIANTS = [
+    ("previous default (erode 1, row mean)", {}),
+    ("AnoCurve smoothed along cord, sigma 2 mm", {"curve_sigma": 2.0}),
+    ("AnoCurve smoothed along cord, sigma 3 mm", {"curve_sigma": 3.0}),
+    ("AnoCurve smoothed along cord, sigma 5 mm", {"curve_sigma": 5.0}),
+    ("AnoCurve = mean of top half across width", {"reduce": "tophalf"}),
+    ("AnoCurve = 75th percentile across width", {"reduce": "0.75"}),
+    ("AnoCurve = 90th percentile across width", {"reduce": "0.9"}),
+    ("top half + sigma 3 mm", {"reduce": "tophalf", "curve_sigma": 3.0}),
+    ("map 2D Gaussian sigma 1 px", {"map_sigma": 1.0}),
+    ("map 2D Gaussian sigma 2 px", {"map_sigma": 2.0}),
+    ("map sigma 1 px + curve sigma 3 mm", {"map_sigma": 1.0, "curve_sigma": 3.0}),
+]
+CONFIG_VARIANTS = [
+    ("patient score over the whole cord", {"patient_from": "cord"}),
+    ("AnoCurve along the centreline", {"curve": "centreline"}),
+    ("erode 0 (whole mask)", {"erode_px": 0}),
+    ("erode 2 (new default)", {"erode_px": 2}),
+    ("erode 3", {"erode_px": 3}),
+]
+
+
+def evaluate(healthy, lesioned, contrast_of, cfg, fprs):
+    from u2adcore.evaluation.healthy import calibrate_healthy, rescore
+    rows = []
+    for subj in sorted({s.subject for s in healthy if s.subject != "phantom"}):
+        th = calibrate_healthy([s for s in healthy if s.subject != subj], cfg, **fprs)
+        for s in [h for h in healthy if h.subject == subj] + [les for les in lesioned if les.subject == subj]:
+            sc = rescore(s, cfg, th)
+            lesion = s.lesion if s.lesion is not None and s.lesion.any() else None
+            rows.append((lesion is not None, contrast_of.get(s.id), bool(sc.patient_positive), int(sc.labels.max()),
+                         bool(lesion is not None and sc.labels.max() > 0 and (lesion & (sc.labels > 0)).any())))
+    h = [r for r in rows if not r[0]]
+    out = {"healthy": f"{sum(not r[2] and r[3] == 0 for r in h)}/{len(h)}"}
+    for c in (0.3, 0.5, 1.0):
+        sel = [r for r in rows if r[0] and r[1] == c]
+        out[f"yes{c:g}"] = f"{sum(r[2] for r in sel)}/{len(sel)}"
+        out[f"cand{c:g}"] = f"{sum(r[4] for r in sel)}/{len(sel)}"
+    return out
+
+
+def _smooth(a, roi, sigma):
+    """Gaussian of the map inside the cord only (normalised convolution); sigma 0: unchanged."""
+    if sigma == 0:
+        return np.where(roi, a, 0)
+    w = ndimage.gaussian_filter(roi.astype(float), sigma)
+    v = ndimage.gaussian_filter(np.where(roi, a, 0).astype(float), sigma)
+    return np.where(roi, v / np.maximum(w, 1e-6), 0)
+
+
+def map_score_rows(healthy, lesioned, contrast_of, fprs):
+    """Patient scores taken from the map instead of the AnoCurve (erode 1 maps): the peak pixel of
+    the (smoothed) map, and the summed value of the largest component above a pixel threshold set
+    at a healthy pixel FPR; each with its own patient threshold at 5 % (leave-one-subject-out)."""
+    from u2adcore.config import U2ADConfig
+    from u2adcore.evaluation.healthy import calibrate_healthy, rescore
+    from u2adcore.evaluation.thresholds import threshold_at_fpr
+    from u2adcore.scoring.maps import threshold_candidates
+
+    cfg = U2ADConfig()
+    cfg.scoring.erode_px = 1
+    subjects = sorted({s.subject for s in healthy if s.subject != "phantom"})
+    folds = {}
+    for subj in subjects:
+        th = calibrate_healthy([s for s in healthy if s.subject != subj], cfg, **fprs)
+        folds[subj] = ([rescore(s, cfg, th) for s in healthy if s.subject != subj],
+                       [(s, rescore(s, cfg, th)) for s in healthy + lesioned if s.subject == subj])
+
+    def peak(sigma):
+        return lambda sc, _: float(_smooth(sc.amap, sc.roi, sigma).max())
+
+    def component(sigma, min_px):
+        def score(sc, pixel):
+            m = _smooth(sc.amap, sc.roi, sigma)
+            lab = threshold_candidates(m, sc.roi, pixel, min_px, 1)
+            return float(m[lab == 1].sum()) if lab.max() else 0.0
+        return score
+
+    rows = [(f"patient score = peak pixel, map sigma {g} px", peak(g), None, 0) for g in (0, 1, 2)]
+    rows += [(f"patient score = largest component sum, pixel FPR {f:g}, min 6 px, map sigma {g} px", component(g, 6), f, g)
+             for g in (0, 1) for f in (0.01, 0.03)]
+    for name, score, pixel_fpr, sigma in rows:
+        counts = {"h": [0, 0], 0.3: [0, 0], 0.5: [0, 0], 1.0: [0, 0]}
+        for subj in subjects:
+            cal, held = folds[subj]
+            pixel = None
+            if pixel_fpr is not None:
+                pixel = float(np.quantile(np.concatenate([_smooth(c.amap, c.roi, sigma)[c.roi] for c in cal]), 1 - pixel_fpr))
+            t = threshold_at_fpr([score(sc, pixel) for sc in cal], fprs["patient_fpr"])
+            for s, sc in held:
+                yes = score(sc, pixel) > t
+                key = "h" if s.lesion is None or not s.lesion.any() else contrast_of[s.id]
+                counts[key][0] += (not yes) if key == "h" else yes
+                counts[key][1] += 1
+        c = {k: f"{v[0]}/{v[1]}" for k, v in counts.items()}
+        print(f"| {name} | {pixel_fpr if pixel_fpr is not None else '—'} | {c['h']} (\"no\") | {c[0.3]} | {c[0.5]} | — | {c[1.0]} | — |", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    import dataclasses
+
+    from calibrate_default_model import FPRS
+    from u2adcore.config import U2ADConfig
+    cache = sorted(args.out.glob("inferred_*_k*.pkl"))[-1]
+    healthy, lesioned, contrast_of = pickle.loads(cache.read_bytes())
+    print(f"cache {cache.name}")
+    print("| variant | pixel FPR | healthy quiet | c0.3 yes | c0.5 yes | c0.5 cand on lesion | c1.0 yes | c1.0 cand on lesion |")
+    print("|---|---|---|---|---|---|---|---|")
+    pixel_fpr = FPRS["pixel_fpr"]
+    variants = [(n, {}, kw, pixel_fpr) for n, kw in VARIANTS] + [(n, over, {}, pixel_fpr) for n, over in CONFIG_VARIANTS]
+    variants += [(f"erode 2, pixel FPR {f:g}", {"erode_px": 2}, {}, f) for f in (0.003, 0.03)]
+    for n, over, kw, fpr in variants:
+        cfg = U2ADConfig()
+        cfg.scoring = dataclasses.replace(cfg.scoring, **dict({"erode_px": 1}, **over))
+        seg.slice_map, seg.anocurve = patched(**kw)
+        r = evaluate(healthy, lesioned, contrast_of, cfg, dict(FPRS, pixel_fpr=fpr))
+        print(f"| {n} | {fpr:g} | {r['healthy']} | {r['yes0.3']} | {r['yes0.5']} | {r['cand0.5']} | {r['yes1']} | {r['cand1']} |", flush=True)
+    seg.slice_map, seg.anocurve = _orig_slice_map, _orig_anocurve
+    map_score_rows(healthy, lesioned, contrast_of, FPRS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
