@@ -74,7 +74,15 @@ def test_normal_only_calibration_meets_fpr(setup, records):
     assert _calibrate("--manifest", unlabelled, "--model", model, "--out", out, "--fpr", "0.2") == 0
     th = load_checkpoint(out).thresholds
     assert th.method.startswith("normal-only") and "0.2" in th.method
-    assert np.mean([r.patient_score > th.patient for r in records]) <= 0.2
+    assert th.pixel is not None and len(th.residual_spread) == 6 and all(v > 0 for v in th.residual_spread)
+    # scored as detect scores with the calibrated model (its stored spread sets the units)
+    cfg = U2ADConfig()
+    cfg.inference.mc_samples, cfg.inference.device = MC, "cpu"
+    entries = read_manifest(unlabelled)
+    rescored = score_manifest(entries, manifest_truths(entries, unlabelled, require_labels=False),
+                              U2ADMethod(config=cfg, checkpoint=out), cfg, task="check")
+    assert np.mean([r.patient_score > th.patient for r in rescored]) <= 0.2
+    assert th.calibration["n_studies"] == len(entries) and th.calibration["pixel_fpr"] == 0.001
 
 
 def test_refuses_to_overwrite_without_asking(setup, capsys):

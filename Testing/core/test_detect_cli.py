@@ -171,3 +171,20 @@ def test_a_trained_method_without_its_checkpoint_is_refused(setup, tmp_path, cap
     assert main(["--progress", "jsonl", *args, "--method", "dae"]) == 2
     assert "--model" in _jsonl(capsys.readouterr().out)[-1]["message"]
     assert not (tmp_path / "d").exists()
+
+
+def test_paper_scoring_and_candidates_are_settings_of_detect(setup, tmp_path):
+    """--scoring paper reproduces METHOD.md §6 as published; --candidates paper only its candidate rule."""
+    assert main(["--progress", "none", *_detect_args(setup, tmp_path / "paper", "--scoring", "paper")]) == 0
+    paper = json.loads((tmp_path / "paper" / "result.json").read_text())
+    assert paper["settings"]["scoring"]["residual"] == "paper" and paper["settings"]["scoring"]["patient_from"] == "cord"
+    assert paper["n_candidates"] >= 1 and paper["candidates_rule"].startswith("paper")
+    assert main(["--progress", "none", *_detect_args(setup, tmp_path / "cand", "--candidates", "paper")]) == 0
+    cand = json.loads((tmp_path / "cand" / "result.json").read_text())
+    assert cand["settings"]["scoring"]["residual"] == "normative" and cand["settings"]["scoring"]["candidates"] == "paper"
+    assert cand["n_candidates"] >= 1
+    # the default: the tiny model carries no pixel threshold, so no candidate is outlined
+    assert main(["--progress", "none", *_detect_args(setup, tmp_path / "default")]) == 0
+    default = json.loads((tmp_path / "default" / "result.json").read_text())
+    assert default["n_candidates"] == 0 and default["candidates_rule"].startswith("none")
+    assert default["patient_score"] == pytest.approx(cand["patient_score"])  # candidates never change a score

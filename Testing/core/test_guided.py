@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -150,3 +151,21 @@ def test_au_candidates_score_rule_is_a_setting():
 def test_au_candidates_on_an_empty_roi_is_empty():
     au, _ = _blob_au()
     assert not au_candidates(au, np.zeros_like(au, dtype=bool)).any()
+
+
+def test_adaptation_takes_au_candidates_on_the_eroded_cord():
+    from u2adcore.config import AdaptConfig
+    from u2adcore.uncertainty.adapt import slice_candidates
+
+    roi = np.zeros((40, 40), dtype=bool)
+    roi[4:36, 14:24] = True
+    rng = np.random.default_rng(0)
+    au = np.where(roi, rng.uniform(0.0, 0.02, roi.shape), 0.0)
+    ring = roi & ~ndimage.binary_erosion(roi)
+    au[ring] = rng.uniform(0.3, 0.5, ring.sum())  # the partial-volume boundary: high AU in every study
+    au[18:22, 17:21] = 0.3  # a lesion inside the cord
+    labels = slice_candidates(au, roi, AdaptConfig())
+    assert labels[19, 18] > 0
+    assert not labels[ring].any()
+    unroded = slice_candidates(au, roi, AdaptConfig(au_erode_px=0))
+    assert unroded[ring].any()  # without the erosion the ring wins

@@ -4,9 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from u2adcore.config import SEGMENTS, ScoringConfig, Thresholds
+from u2adcore.config import SEGMENTS, ScoringConfig, Thresholds, paper_scoring
 from u2adcore.scoring.curve import anocurve
-from u2adcore.scoring.maps import analysis_roi, anomaly_map, postprocess, zero_bottom_fraction
+from u2adcore.scoring.maps import (
+    analysis_roi,
+    anomaly_map,
+    healthy_spread,
+    normative_map,
+    postprocess,
+    zero_bottom_fraction,
+)
 from u2adcore.scoring.segments import (
     patient_score,
     patient_verdict,
@@ -110,15 +117,98 @@ def test_patient_score_and_verdict():
     assert patient_verdict(0.6, None) is None and patient_verdict(0.6, Thresholds()) is None
 
 
-def test_score_slice_without_levels_still_scores_the_patient():
+def test_score_slice_in_paper_mode_reproduces_the_published_post_processing_without_levels():
     roi = _cord()
     image = np.where(roi, 0.4, 0.1).astype(np.float32)
     error = np.where(roi, 0.02, 0.0).astype(np.float32)
     error[24:28, 30:35] = 0.4
-    scored = score_slice(image, error, roi, {}, ScoringConfig(), spacing_mm=1.0)
+    scored = score_slice(image, error, roi, {}, paper_scoring(), spacing_mm=1.0, residual=-error)
+    roi_a = analysis_roi(roi, 1)
+    expected = postprocess(anomaly_map(error, roi, 1), roi_a, 0.2, 3)
+    assert np.array_equal(scored.amap, expected.amap) and np.array_equal(scored.labels, expected.labels)
     assert all(not s.known and s.score is None for s in scored.segments)
     assert scored.labels[25, 32] == 1
     peak_row = scored.curve.rows[np.argmax(scored.curve.values)]
     assert 24 <= peak_row < 28
     assert scored.patient_score == pytest.approx(scored.curve.values.max())
     assert scored.patient_positive is None
+
+
+def test_normative_map_ignores_a_uniform_offset_of_mu():
+    roi = _cord()
+    rng = np.random.default_rng(0)
+    image = np.where(roi, 0.4 + 0.0 * rng.normal(size=roi.shape), 0.1)
+    for offset in (-0.2, 0.0, 0.15):
+        assert not normative_map(image - (image + offset), roi, 1, "none").any()
+
+
+def test_normative_map_keeps_a_bright_insert_and_ignores_dark_deviations():
+    roi = _cord()
+    rng = np.random.default_rng(1)
+    residual = np.where(roi, 0.05 + rng.normal(0, 0.01, roi.shape), 0)  # an offset mu plus noise
+    residual[20:24, 30:35] += 0.2  # brighter than predicted: a lesion
+    residual[40:44, 30:35] -= 0.3  # darker than predicted: never a T2 hyperintensity
+    amap = normative_map(residual, roi, 1, "none")
+    assert amap[20:24, 30:35].min() > 0.15
+    assert np.all(amap[40:44, 30:35] == 0)
+    assert np.all(amap[~analysis_roi(roi, 1)] == 0) and amap.min() >= 0
+    scaled = normative_map(residual, roi, 1, "healthy", spread=[0.01])
+    assert np.allclose(scaled, amap / 0.01, atol=1e-3)
+    by_depth = normative_map(residual, roi, 1, "healthy", spread=[0.02, 0.01])  # the edge noisier than the core
+    edge = analysis_roi(roi, 1) & ~analysis_roi(roi, 2)
+    assert np.allclose(by_depth[edge], amap[edge] / 0.02, atol=1e-3)
+    assert np.allclose(by_depth[analysis_roi(roi, 2)], amap[analysis_roi(roi, 2)] / 0.01, atol=1e-3)
+    assert np.array_equal(normative_map(residual, roi, 1, "healthy", spread=None), amap)  # uncalibrated: unscaled
+    mad = normative_map(residual, roi, 1, "slice_mad")
+    assert mad[20:24, 30:35].min() > 10  # the insert is many slice MADs above the cord
+
+
+def _slice_with_insert(offset: float = 0.03):
+    roi = _cord()
+    rng = np.random.default_rng(2)
+    image = np.where(roi, 0.4, 0.1).astype(np.float32)
+    residual = np.where(roi, offset + rng.normal(0, 0.01, roi.shape), 0).astype(np.float32)
+    residual[24:30, 30:35] += 0.2
+    return image, roi, residual
+
+
+def test_candidates_only_above_the_pixel_threshold_and_the_minimum_area():
+    image, roi, residual = _slice_with_insert()
+    residual[50, 32] += 0.5  # one bright pixel: below the minimum area
+    th = Thresholds(patient=0.01, pixel=0.1, residual_spread=[1.0])
+    scored = score_slice(image, np.abs(residual), roi, {}, ScoringConfig(), spacing_mm=1.0, thresholds=th, residual=residual)
+    assert scored.patient_positive is True
+    assert scored.labels.max() == 1 and np.all(scored.labels[25:29, 31:34] == 1)
+    assert scored.labels[50, 32] == 0
+    assert scored.amap[50, 32] > 0.4  # the map itself is not thresholded: candidates never change scores
+
+
+def test_no_candidates_when_the_patient_verdict_is_no_or_without_a_pixel_threshold():
+    image, roi, residual = _slice_with_insert()
+    for th in (Thresholds(patient=5.0, pixel=0.1), Thresholds(patient=0.01), None):
+        scored = score_slice(image, np.abs(residual), roi, {}, ScoringConfig(), spacing_mm=1.0, thresholds=th, residual=residual)
+        assert scored.labels.max() == 0
+        assert scored.patient_score > 0.1  # the insert still scores; only its outline is withheld
+
+
+def test_patient_score_comes_from_the_cervical_segments_when_levels_are_known():
+    image, roi, residual = _slice_with_insert()
+    residual[6:9, 29:36] += 0.6  # a brighter spot above C2-C3 (brainstem side)
+    spans = {"C2-C3": (20.0, 30.0), "C3-C4": (30.0, 40.0)}
+    scored = score_slice(image, np.abs(residual), roi, spans, ScoringConfig(), spacing_mm=1.0, residual=residual)
+    assert scored.patient_score == pytest.approx(max(s.score for s in scored.segments if s.score is not None))
+    assert scored.patient_score < scored.curve.values.max()
+    whole = score_slice(image, np.abs(residual), roi, spans, ScoringConfig(patient_from="cord"), spacing_mm=1.0, residual=residual)
+    assert whole.patient_score == pytest.approx(whole.curve.values.max())
+
+
+def test_healthy_spread_is_the_median_centred_residual_per_depth():
+    roi = _cord()
+    rng = np.random.default_rng(3)
+    inner = analysis_roi(roi, 1)
+    edge = inner & ~analysis_roi(roi, 2)
+    residual = np.where(inner, rng.normal(0.1, 0.01, roi.shape), 0)
+    residual[edge] = 0.1 + rng.choice([-0.05, 0.05], edge.sum())  # a noisier edge
+    spread = healthy_spread([residual], [roi], 1, max_depth=3)
+    assert spread[0] == pytest.approx(0.05, abs=0.01)
+    assert spread[1] == pytest.approx(0.01 * 0.674, rel=0.3) and spread[2] == pytest.approx(0.01 * 0.674, rel=0.3)

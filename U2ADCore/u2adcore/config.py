@@ -92,6 +92,9 @@ class AdaptConfig:
     au_top_k: int = 3
     au_min_size: int = 2
     au_component_score: Literal["sum", "mean_sum"] = "sum"
+    # AU candidates are taken on the cord eroded by this many pixels, as the research code does:
+    # on the un-eroded cord a third of the candidate pixels sat on the partial-volume boundary ring.
+    au_erode_px: int = 1
     batch_size: int = 8
     # A restart at a tenth of pretraining's rate, halved every 50 epochs: stage 2 still learns at
     # 1/8 of it. The research code (lr 3e-3, x0.1 every 50) leaves stage 2 at 1e-3 of its start.
@@ -128,16 +131,40 @@ class ScoringConfig:
     """Anomaly map, curve and scores (METHOD.md §6)."""
 
     erode_px: int = 1
+    # "normative" (default): the hyperintense part of the method's signed residual x - mu above
+    # the slice's median residual in the cord, divided by `residual_scale`; "paper": |x - mu| with
+    # the bottom-fraction / top-components post-processing as published. The default departs
+    # from the paper on measurement (docs/DETECTION.md, "Normative residual").
+    residual: Literal["normative", "paper"] = "normative"
+    # "healthy": the spread of the centred residual on healthy cords at each depth into the cord,
+    # stored with the model's calibration (Thresholds.residual_spread; 1 without one);
+    # "slice_mad": the slice's own MAD; "none": unscaled. Measured in docs/DETECTION.md.
+    residual_scale: Literal["healthy", "slice_mad", "none"] = "healthy"
+    # "threshold" (default): components of the map above the calibrated pixel threshold
+    # (Thresholds.pixel) of at least min_candidate_mm2, only in a study not called negative; none
+    # without a pixel threshold. "paper": bottom_fraction zeroed, top_components kept regardless of size.
+    candidates: Literal["threshold", "paper"] = "threshold"
+    min_candidate_mm2: float = 6.0
     bottom_fraction: float = 0.2
     top_components: int = 3
+    # Patient score = AnoCurve peak over the known segments C2-C3 ... C7-T1 ("segments"; the whole
+    # cord when no segment is known), or over the whole cord ("cord", the paper).
+    patient_from: Literal["segments", "cord"] = "segments"
     curve: Literal["rows", "centreline"] = "rows"
     # Gaussian smoothing (mm, along the cord) of the per-row cord centre that the "centreline"
     # curve follows; it removes the staircase of a pixel mask without flattening real curvature.
     centreline_sigma_mm: float = 5.0
-    # Fixed display range of the anomaly map (never rescaled per image). With the shipped model,
-    # healthy cord is mostly below 0.12 (99th percentile) and the demo lesion about 0.25: 0.3
-    # shows a lesion near the top of the scale and healthy cord in its lower third.
-    display_max: float = 0.3
+    # Fixed display range of the anomaly map (never rescaled per image). In the normative map's
+    # units (healthy spreads) healthy real cords stay mostly below 2.4 (90th percentile) and
+    # reach 8 at the 99th (benchmarks/scale_check.py): 10 keeps healthy cord dark and lets a
+    # lesion saturate. The paper's |x - mu| uses 0.3 (config.paper_scoring).
+    display_max: float = 10.0
+
+
+def paper_scoring() -> ScoringConfig:
+    """METHOD.md §6 as published: |x - mu|, bottom 20 % zeroed, top-3 components, patient score
+    over the whole cord, on the |x - mu| display scale."""
+    return ScoringConfig(residual="paper", candidates="paper", patient_from="cord", display_max=0.3)
 
 
 @dataclass
@@ -149,6 +176,14 @@ class Thresholds:
     method: str = ""  # e.g. "sensitivity=0.9 / max-F1" or "normal-only FPR=0.05"
     n_studies: int = 0
     target: str = ""
+    # Candidate threshold on the anomaly map (ScoringConfig.candidates = "threshold").
+    pixel: Optional[float] = None
+    # The "healthy" normative scale: median |x - mu - median| over healthy eroded cords, per depth
+    # into the cord (element d-1 for pixels d pixels from its edge, the last for all deeper).
+    residual_spread: Optional[list[float]] = None
+    # What the thresholds were set on (subjects, slices, target FPRs, n) and the estimated
+    # specificity with its interval; free-form, JSON-able.
+    calibration: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -176,6 +211,9 @@ class BaselineConfig:
     # few dozen similar pixels forms a dense cluster of its own and is never called noise.
     dbscan_eps: float = 0.25
     dbscan_min_fraction: float = 0.1
+    # The running median's window along the cord: longer than most lesions (5-25 mm), so the
+    # median of the rows around a lesion is still healthy cord.
+    runmedian_window_mm: float = 31.0
 
 
 @dataclass

@@ -156,6 +156,7 @@ def detect_study(
                 cfg.scoring,
                 spacing_mm=cfg.preprocess.spacing_mm,
                 thresholds=method.thresholds,
+                residual=m.residual,
             )
             for s, m in zip(slices, maps)
         ]
@@ -233,6 +234,32 @@ def curve_csv(result: DetectionResult) -> str:
     return buf.getvalue()
 
 
+def candidate_summary(result: DetectionResult) -> list[dict]:
+    """Each candidate's rank, area (mm², on the analysis grid), peak and summed anomaly value."""
+    sc = result.scored
+    pixel_mm2 = result.config.preprocess.spacing_mm ** 2
+    out = []
+    for lab in range(1, int(sc.labels.max()) + 1):
+        inside = sc.labels == lab
+        values = sc.amap[inside]
+        out.append({"rank": lab, "area_mm2": round(float(inside.sum() * pixel_mm2), 3),
+                    "peak": float(values.max()), "sum": float(values.sum())})
+    return out
+
+
+def candidates_rule(result: DetectionResult) -> str:
+    """How the candidates were chosen, in words (docs/DETECTION.md, "Candidates")."""
+    sc = result.config.scoring
+    if sc.candidates == "paper" or sc.residual == "paper":
+        return f"paper: lowest {sc.bottom_fraction:g} of the cord zeroed, top {sc.top_components} components"
+    th = result.thresholds
+    if th is None or th.pixel is None:
+        return "none: the model carries no calibrated pixel threshold"
+    if result.patient_positive is False:
+        return "none: the patient verdict is negative"
+    return f"map > pixel threshold {th.pixel:.4g}, area >= {sc.min_candidate_mm2:g} mm², top {sc.top_components}"
+
+
 def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
     """The machine-readable summary (schema in docs/DETECTION.md)."""
     th = result.thresholds
@@ -257,6 +284,8 @@ def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
             "top_segment": None if top is None else top.name,
             "segments": segments,
             "n_candidates": int(result.scored.labels.max()),
+            "candidates": candidate_summary(result),
+            "candidates_rule": candidates_rule(result),
             "method": result.method,
             "thresholds": None if th is None else to_dict(th),
             "seed": result.config.inference.seed,

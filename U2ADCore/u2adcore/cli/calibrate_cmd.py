@@ -31,6 +31,9 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="patient-level sensitivity to reach with labelled studies (default %(default)s)")
     p.add_argument("--fpr", type=float, default=EvaluationConfig.normal_fpr,
                    help="false-positive rate allowed with normal studies only (default %(default)s)")
+    p.add_argument("--pixel-fpr", type=float, default=0.001,
+                   help="with normal studies only: fraction of healthy cord pixels above the candidates' pixel "
+                        "threshold (default %(default)s)")
     add_inference_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (also needed when --out is --model)")
     return p
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detect import detection_config
     from ..errors import InputError
     from ..evaluation.calibrate import choose_thresholds, manifest_truths, score_manifest
+    from ..evaluation.healthy import calibrate_healthy, infer_studies
     from ..methods.registry import get_method
     from ..resources import default_model_path
     from ..training.checkpoint import update_thresholds
@@ -64,15 +68,28 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, f"--sensitivity must be in (0, 1], got {args.sensitivity}")
     if not 0.0 <= args.fpr < 1.0:
         raise InputError(None, f"--fpr must be in [0, 1), got {args.fpr}")
+    if not 0.0 < args.pixel_fpr < 1.0:
+        raise InputError(None, f"--pixel-fpr must be in (0, 1), got {args.pixel_fpr}")
     entries = read_manifest(args.manifest)
     truths = manifest_truths(entries, args.manifest, require_labels=False)
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
     method = get_method("u2ad", config=cfg, checkpoint=model)
     cfg = detection_config(cfg, method)
-    records = score_manifest(entries, truths, method, cfg, task="calibrate", progress=progress_callback(args))
     try:
-        thresholds = choose_thresholds(records, EvaluationConfig(patient_sensitivity=args.sensitivity, normal_fpr=args.fpr))
+        if any(t.label for t in truths):
+            # Scored with the model's stored normative spread, which the new thresholds keep, so
+            # that they stay in the units detect will score in.
+            records = score_manifest(entries, truths, method, cfg, task="calibrate", progress=progress_callback(args))
+            thresholds = choose_thresholds(records, EvaluationConfig(patient_sensitivity=args.sensitivity, normal_fpr=args.fpr))
+            stored = method.thresholds
+            if stored is not None:
+                thresholds.residual_spread, thresholds.pixel = stored.residual_spread, stored.pixel
+        else:
+            # Healthy studies only: the spread, then patient/segment thresholds and the pixel threshold.
+            method.thresholds = None
+            studies = infer_studies([(e.load(), None, e.id) for e in entries], method, cfg)
+            thresholds = calibrate_healthy(studies, cfg, patient_fpr=args.fpr, segment_fpr=args.fpr, pixel_fpr=args.pixel_fpr)
     except ValueError as exc:
         raise InputError(args.manifest, str(exc)) from exc
     written = update_thresholds(model, thresholds, args.out)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import SEGMENTS, PreprocessConfig, U2ADConfig
-from .options import add_inference_arguments
+from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments
 
 SUMMARY_CSV = "summary.csv"
 
@@ -37,6 +37,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--method", default="u2ad", help="detector (default u2ad); see docs/DETECTION.md for the others")
     p.add_argument("--out", default=None, help="output folder (default ./u2ad_<study id>; required with --manifest)")
     add_inference_arguments(p)
+    add_scoring_arguments(p)
     p.add_argument("--n-slices", type=int, default=PreprocessConfig.n_slices, help="sagittal slices centred on the mid-sagittal one")
     p.add_argument("--slices", type=int, nargs="+", default=None, help="explicit canonical left-right slice indices (overrides --n-slices)")
     p.add_argument("--overwrite", action="store_true", help="write into an output folder that already holds other files")
@@ -48,6 +49,7 @@ def config_from_args(args: argparse.Namespace) -> U2ADConfig:
     cfg.inference.device = args.device
     cfg.inference.mc_samples = args.mc
     cfg.inference.seed = args.seed
+    apply_scoring_arguments(cfg, args)
     cfg.preprocess.n_slices = args.n_slices
     cfg.preprocess.slices = args.slices
     return cfg

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from ..config import EvaluationConfig
-from .options import add_inference_arguments
+from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments
 
 OUTPUTS = {"metrics_json": "metrics.json", "metrics_csv": "metrics.csv", "table": "table.md"}
 
@@ -39,6 +39,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--sensitivity", type=float, default=EvaluationConfig.patient_sensitivity,
                    help="patient-level sensitivity the thresholds are set to (default %(default)s)")
     add_inference_arguments(p)
+    add_scoring_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="write into a folder that already holds other files")
     return p
 
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = U2ADConfig()
         cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
+        apply_scoring_arguments(cfg, args)
         method = get_method(args.method or "u2ad", config=cfg, checkpoint=args.model)
         cfg = detection_config(cfg, method)
         records = score_manifest(entries, truths, method, cfg, task="evaluate", progress=progress_callback(args))

@@ -19,14 +19,18 @@ if TYPE_CHECKING:
 class MethodMaps:
     """One slice's maps on its 256 grid (float32, shape (size, size)).
 
-    error: per-pixel anomaly evidence (U2AD: |x - mu|), the input to scoring;
+    error: per-pixel anomaly evidence (U2AD: |x - mu|; training-free methods: their hyperintense
+        deviation), the input to the paper's scoring;
     eu: epistemic uncertainty (variance over Monte-Carlo passes), None for methods without one;
-    recon: the reconstruction in [0, 1] units, None for methods that do not reconstruct.
+    recon: the reconstruction in [0, 1] units, None for methods that do not reconstruct;
+    residual: the signed residual x - prediction (U2AD: x - mu), which the default normative
+        scoring uses; None for methods whose `error` is already a hyperintense deviation score.
     """
 
     error: np.ndarray
     eu: Optional[np.ndarray] = None
     recon: Optional[np.ndarray] = None
+    residual: Optional[np.ndarray] = None
 
 
 @runtime_checkable

@@ -195,7 +195,7 @@ class DAEMethod:
         images = np.stack([s.image for s in slices])
         roi = np.stack([s.roi for s in slices])
         recon = reconstruct(self.loaded.model, images, roi, self.batch_size)
-        return [MethodMaps(error=np.abs(images[i] - recon[i]), recon=recon[i]) for i in range(len(slices))]
+        return [MethodMaps(error=np.abs(images[i] - recon[i]), recon=recon[i], residual=images[i] - recon[i]) for i in range(len(slices))]
 
     def describe(self) -> dict:
         return {"method": self.name, "model_path": str(self.loaded.path), "dae": dataclasses.asdict(self.loaded.dae),

@@ -21,6 +21,8 @@ METHODS: dict[str, str] = {
     "slic": "u2adcore.methods.slic:SlicMethod",
     "dbscan": "u2adcore.methods.dbscan:DbscanMethod",
     "dae": "u2adcore.methods.dae:DAEMethod",
+    "robustz": "u2adcore.methods.robust:RobustZMethod",
+    "runmedian": "u2adcore.methods.robust:RunningMedianMethod",
 }
 
 

@@ -1,4 +1,4 @@
-"""U2AD as a detector: the adapted EdgeMAE, Monte-Carlo inference, error = |x - mu| (METHOD.md §4, §6).
+"""U2AD as a detector: the adapted EdgeMAE, Monte-Carlo inference, error = |x - mu|, residual = x - mu (METHOD.md §4, §6).
 
 The checkpoint is loaded once per method object, and all analysed slices go through
 `mc_inference` in one call, so a manifest of many studies pays for loading only once.
@@ -60,7 +60,10 @@ class U2ADMethod:
         mc = mc_inference(
             self.loaded.model, images, roi, K=inf.mc_samples, schedule=inf.schedule, seed=inf.seed, batch_size=inf.batch_size
         )
-        return [MethodMaps(error=mc.au[i], eu=mc.eu[i], recon=mc.mu[i]) for i in range(len(slices))]
+        return [
+            MethodMaps(error=mc.au[i], eu=mc.eu[i], recon=mc.mu[i], residual=slices[i].image - mc.mu[i])
+            for i in range(len(slices))
+        ]
 
     def describe(self) -> dict:
         return {

@@ -51,6 +51,16 @@ def _view_box(roi: np.ndarray, spacing_mm: float) -> tuple[int, int, int, int]:
     return r0, r1, max(centre - half, 0), min(centre + half + 1, roi.shape[1])
 
 
+def _map_name(scoring, th) -> str:
+    if scoring.residual == "paper":
+        return "anomaly |x − μ|"
+    scale = scoring.residual_scale
+    if scale == "healthy" and (th is None or th.residual_spread is None):
+        scale = "none"  # an uncalibrated model: unscaled
+    unit = {"healthy": "healthy spreads", "slice_mad": "slice MADs", "none": "intensity"}[scale]
+    return f"hyperintense residual ({unit})"
+
+
 def _verdict(positive, threshold) -> str:
     if positive is None:
         return "no calibrated threshold"
@@ -96,10 +106,17 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
             pr, pc = np.unravel_index(np.argmax(np.where(inside, sc.amap[r0:r1, c0:c1], -1)), inside.shape)
             ax_map.annotate(str(lab), ((c0 + pc + 6) * spacing, (r0 + pr - top_row) * spacing), color=colour,
                             fontsize=10, weight="bold", va="center")
+    pixel = None if th is None else th.pixel
+    if pixel is not None and (sc.amap[r0:r1, c0:c1] > pixel).any():
+        ax_map.contour(sc.amap[r0:r1, c0:c1], levels=[pixel], colors="white", linewidths=0.8, linestyles="dashed",
+                       extent=extent, origin="upper")
     ax_map.set_title(f"anomaly and candidates ({int(sc.labels.max())})")
     scale = ScalarMappable(norm=Normalize(0, display_max), cmap="inferno")
     bar = fig.colorbar(scale, cax=ax_map.inset_axes([0.0, -0.15, 1.0, 0.025]), orientation="horizontal", extend="max")
-    bar.set_label(f"anomaly |x − μ| (fixed scale 0 – {display_max:g})", fontsize=9)
+    if pixel is not None:
+        bar.ax.axvline(pixel, color="white", ls="--", lw=1.2)
+    bar.set_label(f"{_map_name(result.config.scoring, th)} (fixed scale 0 – {display_max:g}"
+                  + ("" if pixel is None else f"; dashed: pixel threshold {pixel:.3g}") + ")", fontsize=9)
 
     _plot_curve(ax_curve, result, top_row, spacing)
 

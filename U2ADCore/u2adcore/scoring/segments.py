@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import SEGMENTS, ScoringConfig, Thresholds
 from .curve import AnoCurve, anocurve
-from .maps import analysis_roi, anomaly_map, postprocess
+from .maps import analysis_roi, anomaly_map, normative_map, postprocess, threshold_candidates
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,13 @@ def segment_scores(
     return out
 
 
-def patient_score(curve: AnoCurve) -> float:
-    """Peak of the AnoCurve over the whole cord."""
+def patient_score(curve: AnoCurve, segments: Optional[list[SegmentScore]] = None) -> float:
+    """Peak of the AnoCurve over the scored segments C2-C3 ... C7-T1 when `segments` holds any
+    (a peak in the brainstem or thoracic cord is not the cervical finding), else over the whole cord."""
     if len(curve) == 0:
         raise ValueError("empty AnoCurve: no cord in the analysed slice")
-    return float(curve.values.max())
+    scored = [s.score for s in segments or [] if s.score is not None]
+    return float(max(scored)) if scored else float(curve.values.max())
 
 
 def patient_verdict(score: float, thresholds: Optional[Thresholds]) -> Optional[bool]:
@@ -116,12 +118,43 @@ class ScoredSlice:
     image: np.ndarray  # float32 [0, 1]
     roi: np.ndarray  # bool, the eroded cord where anomaly values are defined
     error: np.ndarray  # float32, the method's raw error map
-    amap: np.ndarray  # float32, post-processed anomaly map
+    amap: np.ndarray  # float32, anomaly map (normative; or post-processed in the paper's mode)
     labels: np.ndarray  # int32 candidate labels 1..k
     curve: AnoCurve
     segments: list[SegmentScore]
     patient_score: float
     patient_positive: Optional[bool]
+
+
+def slice_map(error: np.ndarray, residual: Optional[np.ndarray], roi: np.ndarray, cfg: ScoringConfig,
+              thresholds: Optional[Thresholds]) -> np.ndarray:
+    """The anomaly map before candidates: the normative residual when the method gives a signed
+    residual, else its own (hyperintense) error, kept inside the eroded cord; |error| in the paper's mode."""
+    if cfg.residual == "paper":
+        return anomaly_map(error, roi, cfg.erode_px)
+    if cfg.residual != "normative":
+        raise ValueError(f"unknown residual setting {cfg.residual!r} (normative | paper)")
+    if residual is None:
+        return np.where(analysis_roi(roi, cfg.erode_px), np.maximum(np.asarray(error, dtype=np.float32), 0), np.float32(0))
+    spread = None if thresholds is None else thresholds.residual_spread
+    return normative_map(residual, roi, cfg.erode_px, cfg.residual_scale, spread)
+
+
+def candidates(amap: np.ndarray, roi_a: np.ndarray, cfg: ScoringConfig, thresholds: Optional[Thresholds],
+               patient_positive: Optional[bool], spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(map, candidate labels). "paper": the post-processed map and its top components. "threshold":
+    the map unchanged; components above the calibrated pixel threshold of at least
+    cfg.min_candidate_mm2, none in a study called negative and none without a pixel threshold."""
+    if cfg.candidates == "paper" or cfg.residual == "paper":
+        post = postprocess(amap, roi_a, cfg.bottom_fraction, cfg.top_components)
+        return (post.amap if cfg.residual == "paper" else amap), post.labels
+    if cfg.candidates != "threshold":
+        raise ValueError(f"unknown candidates setting {cfg.candidates!r} (threshold | paper)")
+    pixel = None if thresholds is None else thresholds.pixel
+    if pixel is None or patient_positive is False:
+        return amap, np.zeros(amap.shape, dtype=np.int32)
+    min_pixels = int(np.ceil(cfg.min_candidate_mm2 / spacing_mm**2))
+    return amap, threshold_candidates(amap, roi_a, pixel, min_pixels, cfg.top_components)
 
 
 def score_slice(
@@ -133,20 +166,31 @@ def score_slice(
     *,
     spacing_mm: float,
     thresholds: Optional[Thresholds] = None,
+    residual: Optional[np.ndarray] = None,
 ) -> ScoredSlice:
-    """Map -> post-processing -> AnoCurve -> segment and patient scores (and verdicts) for one slice."""
+    """Map -> AnoCurve -> segment and patient scores (and verdicts) -> candidates, for one slice.
+
+    In the paper's mode the AnoCurve is taken on the post-processed map, as published; by default
+    on the whole normative map, so that candidates (a display of where) never change the scores.
+    """
     roi_a = analysis_roi(roi, cfg.erode_px)
-    post = postprocess(anomaly_map(error, roi, cfg.erode_px), roi_a, cfg.bottom_fraction, cfg.top_components)
-    curve = anocurve(post.amap, roi_a, spacing_mm=spacing_mm, method=cfg.curve, centreline_sigma_mm=cfg.centreline_sigma_mm)
-    score = patient_score(curve)
+    amap = slice_map(error, residual, roi, cfg, thresholds)
+    if cfg.residual == "paper":
+        amap, labels = candidates(amap, roi_a, cfg, thresholds, None, spacing_mm)
+    curve = anocurve(amap, roi_a, spacing_mm=spacing_mm, method=cfg.curve, centreline_sigma_mm=cfg.centreline_sigma_mm)
+    segments = segment_scores(curve, rows_by_segment, thresholds)
+    score = patient_score(curve, segments if cfg.patient_from == "segments" else None)
+    positive = patient_verdict(score, thresholds)
+    if cfg.residual != "paper":
+        amap, labels = candidates(amap, roi_a, cfg, thresholds, positive, spacing_mm)
     return ScoredSlice(
         image=np.asarray(image, dtype=np.float32),
         roi=roi_a,
         error=np.asarray(error, dtype=np.float32),
-        amap=post.amap,
-        labels=post.labels,
+        amap=amap,
+        labels=labels,
         curve=curve,
-        segments=segment_scores(curve, rows_by_segment, thresholds),
+        segments=segments,
         patient_score=score,
-        patient_positive=patient_verdict(score, thresholds),
+        patient_positive=positive,
     )

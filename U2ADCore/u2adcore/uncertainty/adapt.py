@@ -35,6 +35,7 @@ from ..training.checkpoint import LoadedModel, load_checkpoint
 from ..training.distributed import resolve_device
 from ..training.loop import RunInfo, train
 from ..training.slices_data import SliceArrays
+from ..scoring.maps import analysis_roi
 from .guided import au_candidates, eu_guided_mask, patch_sums
 from .montecarlo import mc_inference
 
@@ -161,6 +162,13 @@ class GuidedMasking:
         return eu_guided_mask(roi_p, self.maps.patch_eu[indices], self.ratio, self.temperature, self.scaling, generator, exclude)
 
 
+def slice_candidates(au: np.ndarray, roi: np.ndarray, cfg: AdaptConfig) -> np.ndarray:
+    """AU candidates of one slice (labels [H, W]) on the cord eroded by `cfg.au_erode_px`, so that
+    the partial-volume boundary ring, large in every study, cannot crowd out a lesion."""
+    return au_candidates(au, analysis_roi(roi, cfg.au_erode_px), cfg.au_percentile, cfg.au_top_k, cfg.au_min_size,
+                         cfg.au_component_score)
+
+
 def refresh_maps(model, data: SliceArrays, cfg: AdaptConfig, inference: InferenceConfig, epoch: int,
                  cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Monte-Carlo EU/AU of every training slice with the current model -> (patch EU sums
@@ -179,8 +187,7 @@ def refresh_maps(model, data: SliceArrays, cfg: AdaptConfig, inference: Inferenc
                            seed=seed, batch_size=inference.batch_size, cancel=cancel)
         patch_eu.append(patch_sums(torch.from_numpy(res.eu), p).numpy().astype(np.float32))
         labels = np.stack([
-            au_candidates(res.au[i], roi[i, 0], cfg.au_percentile, cfg.au_top_k, cfg.au_min_size, cfg.au_component_score)
-            for i in range(len(roi))
+            slice_candidates(res.au[i], roi[i, 0], cfg) for i in range(len(roi))
         ])
         candidates.append(roi_patches(torch.from_numpy(labels > 0)[:, None], p).numpy())
         eu_sum += float(res.eu[roi[:, 0]].sum())
