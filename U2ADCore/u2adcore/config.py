@@ -124,6 +124,11 @@ class InferenceConfig:
     seed: int = 0
     batch_size: int = 32  # passes x slices per forward call
     device: str = "auto"
+    # IterMask's test-time refinement on top of the Monte-Carlo passes (uncertainty/refine.py):
+    # rounds that re-reconstruct the patches above median + refine_mad_k MAD with every other
+    # patch visible. 0 = off (the paper's inference); docs/ITERMASK.md measures it.
+    refine_rounds: int = 0
+    refine_mad_k: float = 2.0
 
 
 @dataclass
@@ -222,6 +227,29 @@ class DAEConfig:
 
     channels: tuple[int, ...] = (16, 32, 64, 64)  # one stride-2 stage each
     noise_std: float = 0.2
+
+
+@dataclass
+class IterMaskConfig:
+    """IterMask (docs/ITERMASK.md): an inpainting network fed the masked cord plus its high-frequency
+    part, and the test-time mask refinement with a threshold from healthy-data errors. Stored in
+    the IterMask checkpoint; the refinement fields can be overridden at detection."""
+
+    channels: tuple[int, ...] = (16, 32, 64)  # U-Net widths, one resolution level each
+    # High frequency = x - Gaussian(x, sigma): edges and texture. 1 mm keeps the cord/CSF border
+    # but passes little of a 3-7 mm lesion's intensity (a wider filter would hand it to the net).
+    hf_sigma_mm: float = 1.0
+    # The network sees a band this wide (A-P, pixels) centred on the cord, not the whole grid.
+    band_px: int = 64
+    full_mask_prob: float = 0.3  # training masks: the whole cord, else random blobs inside it
+    unmasked_weight: float = 0.5  # loss weight of visible cord pixels (masked ones weigh 1)
+    # Refinement at detection.
+    error_smooth_mm: float = 1.0  # Gaussian smoothing of the error before unmasking
+    hyperintense_only: bool = True  # only x above the reconstruction keeps a pixel masked
+    threshold_quantile: float = 0.99  # of masked healthy-pixel errors (the normal statistics)
+    noise_scale_max: float = 3.0  # subject threshold = tau * clip(noise / healthy noise, 1, this)
+    step_fraction: float = 0.25  # at most this fraction of the cord is unmasked per iteration
+    max_iters: int = 20
 
 
 @dataclass

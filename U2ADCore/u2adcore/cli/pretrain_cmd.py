@@ -22,13 +22,15 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
         name,
         help=help_,
         description="Pretrain the EdgeMAE masked autoencoder on healthy T2w studies (random masking of cord "
-        "patches, METHOD.md §3). Studies come from manifests and/or Spine Generic folders; the checkpoint "
+        "patches, METHOD.md §3), or with --method itermask IterMask's network. Studies come from manifests and/or Spine Generic folders; the checkpoint "
         "records the settings, the studies used and the loss curve (MODEL_loss.csv/.png beside it).",
     )
     p.add_argument("--manifest", action="append", default=[], type=Path, help="CSV manifest of healthy studies (repeatable)")
     p.add_argument("--spine-generic", action="append", default=[], type=Path, metavar="ROOT",
                    help="a Spine Generic (BIDS) dataset folder (repeatable)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint to write (MODEL.pt)")
+    p.add_argument("--method", default="u2ad", choices=("u2ad", "itermask"),
+                   help="u2ad: the EdgeMAE (default); itermask: IterMask's inpainting U-Net (docs/ITERMASK.md)")
     p.add_argument("--preset", default=ModelConfig.preset, help="model size: tiny, small (default) or paper")
     p.add_argument("--context-band", type=_band, default=ModelConfig.context_band, metavar="N|none",
                    help="patches around the cord the model sees (none = the whole image; default %(default)s)")
@@ -41,6 +43,8 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default=TrainConfig.device, help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on CUDA")
     p.add_argument("--no-augment", action="store_true", help="train without intensity augmentation")
+    p.add_argument("--noise-var", type=float, default=None,
+                   help="variance of the augmentation noise (default: 0.02 for u2ad as in the paper, 0.001 for itermask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--ship", action="store_true", help="finish with float16 weights and no optimizer state (a shippable model)")
@@ -63,6 +67,10 @@ def config_from_args(args: argparse.Namespace):
         train, batch_size=args.batch_size, lr=args.lr, n_slices=args.n_slices, seed=args.seed, device=args.device,
         amp=not args.no_amp, augment=not args.no_augment, epochs=args.epochs or train.epochs,
     )
+    if args.noise_var is not None or args.method == "itermask":
+        from ..training.itermask import NOISE_VAR
+
+        train = dataclasses.replace(train, noise_var=args.noise_var if args.noise_var is not None else NOISE_VAR)
     return U2ADConfig(preprocess=PreprocessConfig(n_slices=train.n_slices), model=model, train=train)
 
 
@@ -83,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
         progress = progress_callback(args) if ctx.is_main else None
         sources = [manifest_source(m) for m in args.manifest] + [spine_generic_source(r) for r in args.spine_generic]
         data = load_sources(sources, cfg.preprocess, progress=progress)
-        pretrain(data, sources, cfg, args.out, progress=progress, resume=args.resume, ctx=ctx, ship=args.ship)
+        if args.method == "itermask":
+            from ..config import IterMaskConfig
+            from ..training.itermask import pretrain_itermask
+
+            pretrain_itermask(data, sources, cfg, IterMaskConfig(), args.out, progress=progress, resume=args.resume,
+                              ctx=ctx, ship=args.ship)
+        else:
+            pretrain(data, sources, cfg, args.out, progress=progress, resume=args.resume, ctx=ctx, ship=args.ship)
     finally:
         shutdown(ctx)
     if ctx.is_main:

@@ -23,6 +23,7 @@ METHODS: dict[str, str] = {
     "dae": "u2adcore.methods.dae:DAEMethod",
     "robustz": "u2adcore.methods.robust:RobustZMethod",
     "runmedian": "u2adcore.methods.robust:RunningMedianMethod",
+    "itermask": "u2adcore.methods.itermask:IterMaskMethod",
 }
 
 

@@ -57,9 +57,13 @@ class U2ADMethod:
         images = torch.from_numpy(np.stack([s.image for s in slices])[:, None].astype(np.float32))
         roi = torch.from_numpy(np.stack([s.roi for s in slices])[:, None].astype(bool))
         inf = self.inference
-        mc = mc_inference(
-            self.loaded.model, images, roi, K=inf.mc_samples, schedule=inf.schedule, seed=inf.seed, batch_size=inf.batch_size
-        )
+        kwargs = dict(K=inf.mc_samples, schedule=inf.schedule, seed=inf.seed, batch_size=inf.batch_size)
+        if inf.refine_rounds > 0:
+            from ..uncertainty.refine import refined_mc_inference
+
+            mc, _ = refined_mc_inference(self.loaded.model, images, roi, rounds=inf.refine_rounds, mad_k=inf.refine_mad_k, **kwargs)
+        else:
+            mc = mc_inference(self.loaded.model, images, roi, **kwargs)
         return [
             MethodMaps(error=mc.au[i], eu=mc.eu[i], recon=mc.mu[i], residual=slices[i].image - mc.mu[i])
             for i in range(len(slices))

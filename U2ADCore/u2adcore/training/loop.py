@@ -38,6 +38,29 @@ from .slices_data import SliceArrays
 EpochHook = Callable[[int, EdgeMAE], Optional[MaskStrategy]]
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """How the loop writes and restores one kind of network (EdgeMAE, IterMask, ...).
+
+    save(path, model, config, training_data=, meta=, train_state=); read(path) -> the validated
+    raw payload with "train_state"; build(payload, path) -> the stored model. The network itself
+    provides forward(x, roi_patches, mask), loss_weights and loss, and `cfg.patch_size` or a
+    `patch_size` attribute (the unit its masks are drawn in).
+    """
+
+    save: Callable[..., None]
+    read: Callable[[Path], dict]
+    build: Callable[[dict, Path], torch.nn.Module]
+
+
+EDGEMAE = ModelFamily(save=save_checkpoint, read=read_checkpoint, build=lambda payload, path: build_model(payload, path)[0])
+
+
+def mask_unit(model: torch.nn.Module) -> int:
+    """Patch size of the model's masks (1 for a pixel-mask network)."""
+    return getattr(model, "patch_size", None) or model.cfg.patch_size
+
+
 @dataclass
 class RunInfo:
     """What the checkpoints of a run record besides weights: settings and training data."""
@@ -86,15 +109,16 @@ def _autocast(device: torch.device, enabled: bool):
 def _check_inputs(model: EdgeMAE, data: SliceArrays, cfg: TrainConfig, ctx: DistContext) -> None:
     if not len(data):
         raise InputError(None, "the training set is empty (no slice with cord in its mask)")
-    size = model.cfg.img_size
-    if data.images.shape[2:] != (size, size):
+    size = getattr(model.cfg, "img_size", None)
+    if size is not None and data.images.shape[2:] != (size, size):
         raise InputError(None, f"training slices are {data.images.shape[2:]} pixels, the model expects {size} x {size}")
     if min(cfg.batch_size, len(data)) < ctx.world_size:
         raise InputError(None, f"batch of {min(cfg.batch_size, len(data))} slices cannot be split over {ctx.world_size} processes")
 
 
-def _restore(path: Path, model: EdgeMAE, optimizer, scheduler, data: SliceArrays, cfg: TrainConfig) -> tuple[int, History]:
-    payload = read_checkpoint(path)
+def _restore(path: Path, model: EdgeMAE, optimizer, scheduler, data: SliceArrays, cfg: TrainConfig,
+             family: ModelFamily) -> tuple[int, History]:
+    payload = family.read(path)
     state = payload["train_state"]
     if state is None:
         raise CheckpointError(f"{path}: holds a finished model without training state; nothing to resume")
@@ -103,7 +127,7 @@ def _restore(path: Path, model: EdgeMAE, optimizer, scheduler, data: SliceArrays
             f"{path}: was trained with {state['n_slices']} slices, seed {state['seed']}, batch {state['batch_size']}; "
             f"resuming needs the same (now {len(data)}, {cfg.seed}, {cfg.batch_size})"
         )
-    restored, _ = build_model(payload, path)
+    restored = family.build(payload, path)
     if restored.cfg != model.cfg:
         raise CheckpointError(f"{path}: holds a model with other settings than the one being trained")
     model.load_state_dict(restored.state_dict())
@@ -146,6 +170,7 @@ def train(
     run_info: Optional[RunInfo] = None,
     ctx: Optional[DistContext] = None,
     task: str = "pretrain",
+    family: ModelFamily = EDGEMAE,
 ) -> History:
     """Train `model` in place for cfg.epochs epochs; returns the per-epoch history.
 
@@ -154,6 +179,7 @@ def train(
     `resume` continues from it. Cancel raises `Cancelled` within one step, leaving the last
     epoch checkpoint in place. `ctx` (from `distributed.init_from_env`) selects the device and
     the share of each batch this process trains on; None means one process on cfg.device.
+    `family` says how checkpoints of this kind of model are written and read back.
     """
     ctx = ctx if ctx is not None else DistContext(device=resolve_device(cfg.device))
     if checkpoint_path is not None and run_info is None:
@@ -166,7 +192,7 @@ def train(
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).exists():
             raise CheckpointError(f"{checkpoint_path}: no checkpoint to resume from")
-        start_epoch, history = _restore(Path(checkpoint_path), model, optimizer, scheduler, data, cfg)
+        start_epoch, history = _restore(Path(checkpoint_path), model, optimizer, scheduler, data, cfg, family)
     net = model
     if ctx.distributed:
         net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
@@ -188,7 +214,7 @@ def train(
         emit(report, ProgressEvent("epoch", task=task, stage=strategy.name, epoch=epoch, epochs=cfg.epochs, loss=loss,
                                    lr=lr, images_per_s=record["images_per_s"], fraction=(epoch + 1) / cfg.epochs))
         if checkpoint_path is not None and ctx.is_main and (epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0):
-            _save(Path(checkpoint_path), model, run_info, cfg, optimizer, scheduler, epoch + 1, history, len(data), task)
+            _save(Path(checkpoint_path), model, run_info, cfg, optimizer, scheduler, epoch + 1, history, len(data), task, family)
             emit(report, ProgressEvent("checkpoint", task=task, epoch=epoch, epochs=cfg.epochs,
                                        fraction=(epoch + 1) / cfg.epochs, message=str(checkpoint_path)))
         barrier(ctx)
@@ -225,7 +251,7 @@ def _step(net, model: EdgeMAE, x, roi, idx, cfg: TrainConfig, strategy: MaskStra
     of the global loss (parts sum to it; the gradient equals the whole batch's on any number of ranks)."""
     if cfg.augment:
         x = augment(x, cfg, gen)
-    roi_p = roi_patches(roi, model.cfg.patch_size)
+    roi_p = roi_patches(roi, mask_unit(model))
     mask = strategy(idx, roi_p, gen)
     denominator = model.loss_weights(roi, mask).sum().to(ctx.device)
     share = ctx.shard(len(idx))
@@ -240,13 +266,13 @@ def _step(net, model: EdgeMAE, x, roi, idx, cfg: TrainConfig, strategy: MaskStra
 
 
 def _save(path: Path, model: EdgeMAE, run_info: RunInfo, cfg: TrainConfig, optimizer, scheduler, epochs_done: int,
-          history: History, n_slices: int, task: str) -> None:
+          history: History, n_slices: int, task: str, family: ModelFamily) -> None:
     complete = epochs_done == cfg.epochs
     state = {"epoch": epochs_done, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "history": history.epochs, "n_slices": n_slices, "seed": cfg.seed, "batch_size": cfg.batch_size,
              "train_config": to_dict(cfg)}
     meta = {"task": task, "epochs_done": epochs_done, "epochs": cfg.epochs, "complete": complete, **run_info.meta}
-    save_checkpoint(path, model, run_info.config, training_data=run_info.training_data, meta=meta, train_state=state)
+    family.save(path, model, run_info.config, training_data=run_info.training_data, meta=meta, train_state=state)
     write_loss_curve(path, history.epochs, png=False)
 
 
