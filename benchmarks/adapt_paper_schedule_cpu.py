@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -61,17 +62,17 @@ def held_out_metrics(studies, checkpoint: Path, cfg) -> dict:
     }
 
 
-def timed_adapt(data, cfg: AdaptConfig, path: Path, max_s: float, log) -> dict:
+def timed_adapt(start: Path, data, cfg: AdaptConfig, path: Path, max_s: float, log) -> dict:
     from u2adcore.training.checkpoint import load_checkpoint
     from u2adcore.uncertainty.adapt import adapt
 
     epochs: list[float] = []
-    start = time.monotonic()
+    t_start = time.monotonic()
     token = CancelToken()
 
     def progress(ev):
         if ev.kind == "epoch":
-            epochs.append(time.monotonic() - start)
+            epochs.append(time.monotonic() - t_start)
             if len(epochs) % 10 == 0:
                 log(f"{path.name}: epoch {len(epochs)}/{ev.epochs} at {epochs[-1]:.0f} s")
             if epochs[-1] > max_s:
@@ -79,10 +80,10 @@ def timed_adapt(data, cfg: AdaptConfig, path: Path, max_s: float, log) -> dict:
 
     complete = True
     try:
-        adapt(load_checkpoint(default_model_path(), "cpu"), data, cfg, out_path=path, progress=progress, cancel=token)
+        adapt(load_checkpoint(start, "cpu"), data, cfg, out_path=path, progress=progress, cancel=token)
     except Cancelled:
         complete = False
-    total = time.monotonic() - start
+    total = time.monotonic() - t_start
     return {"epochs_run": len(epochs), "seconds": round(total, 1), "complete": complete,
             "s_per_epoch": round(total / max(len(epochs), 1), 2), "epoch_times": [round(t, 1) for t in epochs]}
 
@@ -92,6 +93,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--realspine", type=Path, default=pb.REPO.parent / "shared" / "data" / "realspine")
     p.add_argument("--max-minutes", type=float, default=11.0, help="stop the paper run after this long and extrapolate")
+    p.add_argument("--rescore", action="store_true",
+                   help="reuse OUT's checkpoints and timings (measurement.json), only score again (e.g. after a scoring change)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -99,28 +102,38 @@ def main() -> int:
     def log(msg):
         print(f"[{time.monotonic() - t0:6.0f} s] {msg}", flush=True)
 
+    # the model both schedules start from, kept beside them so a rescore compares like with like
+    pretrained = args.out / "pretrained.pt"
+    if not args.rescore:
+        shutil.copyfile(default_model_path(), pretrained)
     adapt_subjects = {k: pb.SUBJECTS[k] for k in ("errsm_23", "errsm_24")}
     train = studies_of(args.realspine, adapt_subjects, (-1, 1), 1)
     held = studies_of(args.realspine, {"sct_example": pb.SUBJECTS["sct_example"]}, (-1, 0, 1), 2)
     cfg = pb.base_config("cpu", 10)
     data = pb.benchmark_slices(train, cfg)
     log(f"adaptation set: {len(data)} slices; held out: {len(held)} studies of sct_example_data")
-    runs = {}
-    cpu = AdaptConfig(strategy="eu+au", schedule="cpu", device="cpu")
-    runs["cpu"] = timed_adapt(data, cpu, args.out / "cpu.pt", 1e9, log)
-    log(f"CPU schedule: {runs['cpu']}")
-    paper = AdaptConfig(strategy="eu+au", schedule="paper", device="cpu")
-    runs["paper"] = timed_adapt(data, paper, args.out / "paper.pt", args.max_minutes * 60, log)
-    runs["paper"]["extrapolated_200_s"] = round(runs["paper"]["s_per_epoch"] * 200, 0)
-    log(f"paper schedule: {runs['paper']}")
-    effect = {"pretrained": held_out_metrics(held, default_model_path(), cfg),
+    if args.rescore:
+        runs = json.loads((args.out / "measurement.json").read_text())["runs"]
+    else:
+        runs = {}
+        cpu = AdaptConfig(strategy="eu+au", schedule="cpu", device="cpu")
+        runs["cpu"] = timed_adapt(pretrained, data, cpu, args.out / "cpu.pt", 1e9, log)
+        log(f"CPU schedule: {runs['cpu']}")
+        paper = AdaptConfig(strategy="eu+au", schedule="paper", device="cpu")
+        runs["paper"] = timed_adapt(pretrained, data, paper, args.out / "paper.pt", args.max_minutes * 60, log)
+        runs["paper"]["extrapolated_200_s"] = round(runs["paper"]["s_per_epoch"] * 200, 0)
+        log(f"paper schedule: {runs['paper']}")
+    effect = {"pretrained": held_out_metrics(held, pretrained, cfg),
               "cpu": held_out_metrics(held, args.out / "cpu.pt", cfg)}
-    if runs["paper"]["complete"]:
-        effect["paper"] = held_out_metrics(held, args.out / "paper.pt", cfg)
+    # a stopped run's checkpoint holds its last epoch: its effect is that of the first N epochs
+    effect[f"paper, first {runs['paper']['epochs_run']} epochs"] = held_out_metrics(held, args.out / "paper.pt", cfg)
     for k, v in effect.items():
         log(f"held-out {k}: " + ", ".join(f"{m} {x:.4f}" for m, x in v.items()))
+    from u2adcore.training.checkpoint import file_sha256
+
     (args.out / "measurement.json").write_text(json.dumps({"runs": runs, "effect": effect, "n_adapt_slices": len(data),
-                                                           "n_held_out": len(held)}, indent=1))
+                                                           "n_held_out": len(held), "scoring": dataclasses.asdict(cfg.scoring),
+                                                           "model_sha256": file_sha256(pretrained)}, indent=1))
     log("done")
     return 0
 

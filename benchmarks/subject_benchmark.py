@@ -269,7 +269,12 @@ def run(args) -> dict:
     log = log_to(start)
     args.out.mkdir(parents=True, exist_ok=True)
     pretrained = args.model or default_model_path()
-    excluded = (trained_on(pretrained) | set(__import__("pseudo_benchmark").DAE_SUBJECTS)) & set(REAL)
+    from u2adcore.resources import itermask_model_path
+
+    trained = trained_on(pretrained) | set(__import__("pseudo_benchmark").DAE_SUBJECTS)
+    if "itermask" in available() and itermask_model_path().is_file():
+        trained |= trained_on(itermask_model_path())
+    excluded = trained & set(REAL)
     bases = subjects(args, log)
     scored_kinds = {s: k for s, (_, k) in bases.items() if s not in excluded}
     folds = bm.subject_folds(scored_kinds, args.folds, args.seed)
@@ -302,14 +307,22 @@ def run(args) -> dict:
     def scored_of(v):
         return [b for b in variants[v] if b.subject in folds]
 
+    def calibration(v: str, g: int) -> list:
+        """Healthy studies for the normative scale of group g's model: the never-scored subjects',
+        else the other groups' healthy studies."""
+        healthy = [b for b in variants[v] if not b.truth.label]
+        unscored = [b for b in healthy if b.subject not in group_of]
+        return unscored if len(unscored) >= 3 else [b for b in healthy if b.subject in group_of and group_of[b.subject] != g]
+
     def per_group(v: str, name: str, make: Callable[[int], object], cfg: U2ADConfig) -> None:
-        """Score each adaptation group's studies with the method built for that group."""
+        """Score each adaptation group's studies with the method built for that group (its
+        normative scale learned on healthy studies outside the group)."""
         t0 = time.monotonic()
         scored = scored_of(v)
         records: dict[int, object] = {}
         for g in range(args.adapt_groups):
             idx = [k for k, b in enumerate(scored) if group_of[b.subject] == g]
-            method = make(g)
+            method = bm.with_healthy_scale(make(g), calibration(v, g), cfg)
             for k, r in zip(idx, bm.score_studies([scored[k] for k in idx], method, cfg)):
                 records[k] = r
         record(v, name, scored, [records[k] for k in range(len(scored))], t0)

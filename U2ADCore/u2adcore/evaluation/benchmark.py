@@ -85,6 +85,30 @@ def score_studies(studies: Sequence[BenchStudy], method, cfg: U2ADConfig) -> lis
         cfg, preprocess=dataclasses.replace(cfg.preprocess, slices=[b.slice_index]))) for b in studies]
 
 
+def with_healthy_scale(method, calibration: Sequence[BenchStudy], cfg: U2ADConfig):
+    """`method` with the normative scale (ScoringConfig.residual_scale = "healthy") learned from
+    its own signed residuals on the healthy `calibration` studies, as `u2ad calibrate` would store
+    it with the model; other thresholds are dropped, so every method is scored alike. Methods
+    without a signed residual, and other scoring settings, are returned unchanged."""
+    from ..config import Thresholds
+    from ..detect import detection_config
+    from ..scoring.maps import healthy_spread
+    from .healthy import SPREAD_DEPTHS, infer_studies
+
+    sc = cfg.scoring
+    if sc.residual != "normative" or sc.residual_scale != "healthy" or not calibration:
+        return method
+    items = [(b.study, b.slice_index, b.subject) for b in calibration]
+    cfg = detection_config(cfg, method)
+    first = infer_studies(items[:1], method, cfg)
+    if first[0].maps.residual is None:  # an error map without a signed residual: nothing to scale
+        return method
+    inferred = first + infer_studies(items[1:], method, cfg)
+    method.thresholds = Thresholds(residual_spread=healthy_spread(
+        [s.maps.residual for s in inferred], [s.roi for s in inferred], sc.erode_px, SPREAD_DEPTHS))
+    return method
+
+
 def evaluate(records: list[StudyRecord], folds: Sequence[int], cfg: EvaluationConfig) -> CVResult:
     """The paper's protocol on subject-grouped folds, plus the patient AUROC of each test fold
     (threshold-free; undefined where a fold lacks either class)."""
