@@ -93,7 +93,8 @@ def test_presets_sizes_and_mismatch_detection():
         model_config("small", depth=3)
     with pytest.raises(ValueError, match="unknown model preset"):
         model_config("huge")
-    assert set(PRESETS) == {"tiny", "small", "paper"}
+    assert set(PRESETS) == {"tiny", "small", "paper", "compact"}
+    assert 0.7e6 < sum(p.numel() for p in EdgeMAE(model_config("compact")).parameters()) < 1.2e6
 
 
 @pytest.mark.parametrize("band", [None, 1])
@@ -126,6 +127,44 @@ def test_masked_pixels_are_hidden_from_the_model():
     # Nothing of the hidden pixels reaches any output: not the reconstruction, not the edges.
     assert torch.allclose(a.image, b.image, atol=1e-6)
     assert torch.allclose(a.edge, b.edge, atol=1e-6)
+
+
+def _norm_model(band=1):
+    torch.manual_seed(0)
+    return EdgeMAE(model_config("tiny", img_size=S, context_band=band, intensity_norm="visible_cord")).eval()
+
+
+def test_visible_cord_normalisation_makes_the_model_scale_equivariant():
+    model = _norm_model()
+    x, roi = _batch((4, 2, 0))
+    x = x * 0.1  # headroom: the scaled outputs stay inside [0, 1], so nothing is clipped
+    rp = roi_patches(roi, 8)
+    mask = random_mask(rp, 0.75, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a = model(x, rp, mask, roi=roi)
+        b = model(0.6 * x, rp, mask, roi=roi)
+        plain = _model(band=1)
+        pa, pb = plain(x, rp, mask), plain(0.6 * x, rp, mask)
+    # The network sees the same normalised input, so a darker study gets a proportionally darker
+    # reconstruction (the plain model does not scale with it).
+    assert torch.allclose(b.image, 0.6 * a.image, atol=1e-5)
+    assert torch.allclose(b.edge, 0.6 * a.edge, atol=1e-5)
+    assert not torch.allclose(pb.image, 0.6 * pa.image, atol=1e-3)
+    with pytest.raises(ValueError, match="pixel cord mask"):
+        model(x, rp, mask)
+
+
+def test_visible_cord_normalisation_never_reads_the_hidden_pixels():
+    model = _norm_model()
+    x, roi = _batch((4,))
+    rp = roi_patches(roi, 8)
+    mask = random_mask(rp, 0.75, torch.Generator().manual_seed(2))
+    hidden = patch_to_pixels(mask, 8)
+    x2 = torch.where(hidden, 3 * x, x).clamp(0, 1)
+    with torch.no_grad():
+        a, b = model(x, rp, mask, roi=roi), model(x2, rp, mask, roi=roi)
+    assert not torch.equal(x, x2)
+    assert torch.allclose(a.image, b.image, atol=1e-6) and torch.allclose(a.edge, b.edge, atol=1e-6)
 
 
 def test_context_band_passes_far_patches_through():
@@ -169,3 +208,18 @@ def test_loss_value_and_no_nan_without_roi():
     loss.backward()
     assert loss.item() == 0.0
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_anchoring_matches_the_visible_cord_level_at_inference_only():
+    torch.manual_seed(0)
+    model = EdgeMAE(model_config("tiny", img_size=S, context_band=1, intensity_norm="visible_cord", anchor_visible=True))
+    x, roi = _batch((4,))
+    x = 0.2 + 0.1 * x
+    rp = roi_patches(roi, 8)
+    mask = random_mask(rp, 0.75, torch.Generator().manual_seed(5))
+    visible = roi & ~patch_to_pixels(mask, 8)
+    with torch.no_grad():
+        anchored = model.eval()(x, rp, mask, roi=roi).image
+        raw = model.train()(x, rp, mask, roi=roi).image
+    assert torch.isclose(anchored[visible].median(), x[visible].median(), atol=1e-3)
+    assert not torch.isclose(raw[visible].median(), x[visible].median(), atol=1e-2)

@@ -58,6 +58,14 @@ def test_pretrain_writes_a_loadable_checkpoint_with_its_provenance(phantoms, tmp
     assert shipped["train_state"] is None and shipped["meta"]["weights_dtype"] == "float16"
 
 
+def test_pretrain_settings_of_the_shipped_recipe_reach_the_checkpoint(phantoms, tmp_path):
+    out = tmp_path / "normed.pt"
+    assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(out), *FAST,
+                 "--intensity-norm", "visible_cord", "--anchor-visible", "--mask-ratio", "0.5", "--noise-var", "0.0004"]) == 0
+    cfg = load_checkpoint(out).config
+    assert cfg.model.intensity_norm == "visible_cord" and cfg.model.anchor_visible and cfg.model.mask_ratio == 0.5 and cfg.train.noise_var == 0.0004
+
+
 def test_usage_errors(phantoms, tmp_path, capsys):
     assert main(["pretrain", "--out", str(tmp_path / "m.pt")]) == 2
     assert "give at least one --manifest or --spine-generic" in capsys.readouterr().err

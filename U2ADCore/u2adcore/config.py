@@ -50,6 +50,17 @@ class ModelConfig:
     # model sees; None means the whole image. A band of 2-4 trains 4-7x faster but reconstructed
     # held-back cords slightly worse at equal steps (docs/MODEL.md), so it is opt-in.
     context_band: Optional[int] = None
+    # "visible_cord": the network sees x scaled so that the median of the visible (unmasked) cord
+    # pixels is `norm_level`, and its image and edge outputs are scaled back. Every study then
+    # looks alike to the network, and a network that predicts only a constant already gives the
+    # flat visible-cord fill (docs/MODEL.md). None = the paper's plain [0, 1] input.
+    intensity_norm: Optional[Literal["visible_cord"]] = None
+    norm_level: float = 0.2
+    # With intensity_norm: rescale each reconstruction so that its visible cord pixels have the
+    # median of the input's visible cord pixels (the network predicts them too). This removes the
+    # level the network carries over from its training studies (docs/MODEL.md). Applied in eval
+    # mode only (Monte-Carlo inference); training and adaptation see the raw output.
+    anchor_visible: bool = False
 
 
 @dataclass

@@ -34,6 +34,15 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=ModelConfig.preset, help="model size: tiny, small (default) or paper")
     p.add_argument("--context-band", type=_band, default=ModelConfig.context_band, metavar="N|none",
                    help="patches around the cord the model sees (none = the whole image; default %(default)s)")
+    p.add_argument("--intensity-norm", choices=("none", "visible_cord"), default="none",
+                   help="visible_cord: the network sees each slice scaled so its visible cord's median is the same "
+                   "in every study (docs/MODEL.md); none: the paper's [0, 1] input (default)")
+    p.add_argument("--anchor-visible", action="store_true",
+                   help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's median level")
+    p.add_argument("--mask-ratio", type=float, default=ModelConfig.mask_ratio,
+                   help="fraction of cord patches hidden per image (default %(default)s)")
+    p.add_argument("--noise-var", type=float, default=TrainConfig.noise_var,
+                   help="variance of the augmentation's Gaussian noise (default %(default)s, the paper's)")
     p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (25 epochs, x0.1 every 10)")
     p.add_argument("--epochs", type=int, help="override the schedule's number of epochs")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="global batch size (default %(default)s)")
@@ -59,13 +68,15 @@ def config_from_args(args: argparse.Namespace):
     from ..training.pretrain import apply_schedule
 
     try:
-        model = model_config(args.preset, context_band=args.context_band)
+        model = model_config(args.preset, context_band=args.context_band, mask_ratio=args.mask_ratio,
+                             intensity_norm=None if args.intensity_norm == "none" else args.intensity_norm,
+                             anchor_visible=args.anchor_visible)
     except ValueError as exc:
         raise InputError("--preset", str(exc)) from exc
     train = apply_schedule(TrainConfig(), args.schedule)
     train = dataclasses.replace(
         train, batch_size=args.batch_size, lr=args.lr, n_slices=args.n_slices, seed=args.seed, device=args.device,
-        amp=not args.no_amp, augment=not args.no_augment, epochs=args.epochs or train.epochs,
+        amp=not args.no_amp, augment=not args.no_augment, noise_var=args.noise_var, epochs=args.epochs or train.epochs,
     )
     if args.noise_var is not None or args.method == "itermask":
         from ..training.itermask import NOISE_VAR

@@ -139,10 +139,44 @@ class EdgeMAE(nn.Module):
             return torch.ones_like(roi_patches)
         return dilate_patches(roi_patches, self.cfg.context_band)
 
-    def forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor) -> EdgeMAEOutput:
-        """x [B, C, H, W] in [0, 1]; roi_patches, mask [B, L] bool (mask must lie inside the ROI)."""
+    def _visible_cord(self, roi: Optional[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """[B, 1, H, W] unmasked cord pixels (the whole cord of an image with none visible)."""
+        if roi is None:
+            raise ValueError("this model normalises by the visible cord: pass the pixel cord mask (roi=)")
+        visible = roi.bool() & ~patch_to_pixels(mask, self.cfg.patch_size)
+        return torch.where(visible.flatten(1).any(1)[:, None, None, None], visible, roi.bool())
+
+    @staticmethod
+    def _median_over(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        vals = torch.where(where, x.float(), torch.full_like(x, float("nan"), dtype=torch.float32)).flatten(1)
+        return vals.nanmedian(dim=1).values.nan_to_num(1.0).clamp_min(1e-3).reshape(-1, 1, 1, 1)
+
+    def intensity_scale(self, x: torch.Tensor, roi: Optional[torch.Tensor], mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """[B, 1, 1, 1] factor that brings the visible cord's median to `norm_level` (None: no
+        normalisation). Only unmasked cord pixels count, so the masked ones never leak in."""
+        if self.cfg.intensity_norm is None:
+            return None
+        med = self._median_over(x, self._visible_cord(roi, mask))
+        return (self.cfg.norm_level / med).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor,
+                roi: Optional[torch.Tensor] = None) -> EdgeMAEOutput:
+        """x [B, C, H, W] in [0, 1]; roi_patches, mask [B, L] bool (mask must lie inside the ROI);
+        roi [B, 1, H, W] the pixel cord, needed only by models with `intensity_norm`."""
         if bool((mask & ~roi_patches).any()):
             raise ValueError("mask hides patches outside the ROI; only ROI patches may be masked")
+        scale = self.intensity_scale(x, roi, mask)
+        if scale is not None:
+            out = self._forward(x * scale, roi_patches, mask)
+            image, edge = out.image / scale, out.edge / scale
+            if self.cfg.anchor_visible and not self.training:  # a test-time calibration; training sees the raw output
+                visible = self._visible_cord(roi, mask)
+                ratio = (self._median_over(x, visible) / self._median_over(image, visible)).to(image.dtype)
+                image = torch.where(patch_to_pixels(self.token_patches(roi_patches), self.cfg.patch_size), image * ratio, image)
+            return EdgeMAEOutput(image=image.clamp(0.0, 1.0), edge=edge.clamp(0.0, 1.0))
+        return self._forward(x, roi_patches, mask)
+
+    def _forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor) -> EdgeMAEOutput:
         p, b = self.cfg.patch_size, x.shape[0]
         patches = patchify(x, p)
         tokens = self.token_patches(roi_patches)

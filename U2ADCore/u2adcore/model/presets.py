@@ -5,10 +5,14 @@ from __future__ import annotations
 from ..config import ModelConfig
 
 # Size fields of each preset. "small" = the research code (about 3 M parameters), "paper" = the
-# paper's figure (24-block encoder), "tiny" = unit tests only.
+# paper's figure (24-block encoder), "tiny" = unit tests only,
+# "compact" = the CPU-built shipped model.
 PRESETS: dict[str, dict] = {
     "tiny": dict(embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0),
     "small": dict(embed_dim=128, depth=12, num_heads=8, decoder_embed_dim=64, decoder_depth=8, decoder_num_heads=8, mlp_ratio=4.0),
+    # "compact" = what a CPU can train in minutes on a few dozen studies (docs/MODEL.md): a third of
+    # the encoder depth and a quarter of the decoder's.
+    "compact": dict(embed_dim=128, depth=4, num_heads=4, decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.0),
     "paper": dict(embed_dim=128, depth=24, num_heads=8, decoder_embed_dim=64, decoder_depth=8, decoder_num_heads=8, mlp_ratio=4.0),
 }
 CUSTOM = "custom"  # any size fields; nothing to check

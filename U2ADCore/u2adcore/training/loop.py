@@ -257,7 +257,7 @@ def _step(net, model: EdgeMAE, x, roi, idx, cfg: TrainConfig, strategy: MaskStra
     share = ctx.shard(len(idx))
     x, roi, roi_p, mask = (t[share].to(ctx.device, non_blocking=True) for t in (x, roi, roi_p, mask))
     with _autocast(ctx.device, cfg.amp):
-        out = net(x, roi_p, mask)
+        out = net(x, roi_p, mask, roi=roi)
     part = model.loss(x, roi, out, mask, denominator=denominator)  # this rank's share of the global loss
     optimizer.zero_grad(set_to_none=True)
     (part * ctx.world_size).backward()  # DDP averages gradients over ranks; this makes it their sum

@@ -79,7 +79,7 @@ def mc_inference(
             idx = torch.as_tensor(plan.image[start : start + batch_size], device=device)
             mask = torch.as_tensor(plan.mask[start : start + batch_size], device=device)
             counted = torch.as_tensor(plan.counted[start : start + batch_size], device=device)
-            out = model(x[idx], roi_p[idx], mask)
+            out = model(x[idx], roi_p[idx], mask, roi=roi_t[idx])
             d = (patchify(out.image.float(), p) - x_p[idx]) * counted[..., None]
             d_sum.index_add_(0, idx, d)
             d_sq.index_add_(0, idx, d * d)
