@@ -74,7 +74,7 @@ def masked_recon_metrics(model, data, n_masks: int, seed: int = 1234) -> dict:
         for _ in range(n_masks):
             mask = random_mask(rp, model.cfg.mask_ratio, gen)
             hidden = (patch_to_pixels(mask, model.cfg.patch_size) & roi)[:, 0].numpy()
-            recon = model(x, rp, mask).image[:, 0].numpy()
+            recon = model(x, rp, mask, roi=roi).image[:, 0].numpy()
             pasted = np.where(hidden, recon, data.images[:, 0])
             rows += [reconstruction_metrics(data.images[i, 0], pasted[i], hidden[i]) for i in range(len(data)) if hidden[i].any()]
     return {k: float(np.mean([r[k] for r in rows])) for k in ("ssim", "psnr", "mse")}
@@ -100,9 +100,9 @@ def inference_rate(model, data, batch: int = 32) -> float:
     rp = roi_patches(roi, model.cfg.patch_size)
     mask = random_mask(rp, model.cfg.mask_ratio, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        model(x, rp, mask)
+        model(x, rp, mask, roi=roi)
         start = time.perf_counter()
-        model(x, rp, mask)
+        model(x, rp, mask, roi=roi)
     return batch / (time.perf_counter() - start)
 
 

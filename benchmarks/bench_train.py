@@ -55,7 +55,7 @@ def worker(slices: Path, preset: str, band, steps: int, batch: int, device: str,
         rp = roi_patches(roi, model.cfg.patch_size)
         mask = strategy(idx, rp, gen)
         x, roi, rp, mask = x.to(dev), roi.to(dev), rp.to(dev), mask.to(dev)
-        loss = model.loss(x, roi, model(x, rp, mask), mask)
+        loss = model.loss(x, roi, model(x, rp, mask, roi=roi), mask)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -102,12 +102,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_single(args, study, load: float, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
-    import threading
-
     from ..detect import detect_study, write_detection
-    from ..scoring.report import preload
 
-    threading.Thread(target=preload, name="u2ad-preload-report", daemon=True).start()
     result = detect_study(study, method, cfg, progress=cb)
     result.timings = {"model_load": model_load, "load": load, **result.timings}
     outputs = write_detection(result, out, overwrite=args.overwrite)

@@ -67,15 +67,6 @@ def _verdict(positive, threshold) -> str:
     return f"{'POSITIVE' if positive else 'negative'} (threshold {threshold:.3g})"
 
 
-def preload() -> None:
-    """Import what `write_report` needs. Detection calls it in a background thread during
-    inference, whose torch kernels release the GIL, so the ~0.5 s import of matplotlib overlaps
-    the model's work instead of following it (docs/DETECTION.md, speed)."""
-    import matplotlib.backends.backend_agg  # noqa: F401  (Figure.savefig's PNG writer)
-    from matplotlib import colormaps  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
-
-
 def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
     """Render `result` (its scored slice) to a PNG at `path`, written atomically."""
     from matplotlib.cm import ScalarMappable
@@ -139,8 +130,7 @@ def write_report(path: Union[str, Path], result: "DetectionResult") -> None:
     fig.text(0.5, 0.93, detail, ha="center", fontsize=9, color="#444444")
     fig.subplots_adjust(left=0.08, right=0.98, top=_TOP, bottom=_BOTTOM, wspace=0.08)
     with atomic_path(path) as tmp:
-        # zlib level 1: a fraction of the default's time for a file about a third larger.
-        fig.savefig(tmp, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
+        fig.savefig(tmp, format="png", dpi=DPI)
 
 
 def _mark_segments(ax, segments, top_row: float, spacing: float, x_mm: float) -> None:
