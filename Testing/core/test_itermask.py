@@ -152,6 +152,8 @@ def test_a_bright_insert_stays_masked(shipped, real_slice):
     maps = shipped.maps([real_slice])[0]
     assert maps.recon.shape == image.shape and maps.eu is None
     np.testing.assert_array_equal(maps.recon[~roi], real_slice.image[~roi])
+    np.testing.assert_allclose(maps.residual, np.where(roi, real_slice.image - maps.recon, 0.0), atol=1e-6)
+    np.testing.assert_allclose(maps.error, np.abs(maps.residual))
 
 
 # -- CLI ---------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def subject_threshold(tau: float, noise: float, normal_noise: float, scale_max: 
 class IterMaskMethod:
     """methods/base.Method. `checkpoint` None means the shipped IterMask model.
 
-    error = |x - reconstruction| of the last round inside the cord (the input outside it);
+    residual = x - reconstruction of the last round inside the cord (0 outside it), error = |residual|;
     `itermask` overrides the refinement settings stored in the checkpoint.
     """
 
@@ -134,8 +134,11 @@ class IterMaskMethod:
 
     def maps(self, slices) -> list[MethodMaps]:
         self.last = [self.refine_slice(s.image, s.roi) for s in slices]
-        return [MethodMaps(error=np.where(s.roi, np.abs(s.image - r.recon), 0.0).astype(np.float32), recon=r.recon)
-                for s, r in zip(slices, self.last)]
+        out = []
+        for s, r in zip(slices, self.last):
+            residual = np.where(s.roi, s.image - r.recon, 0.0).astype(np.float32)
+            out.append(MethodMaps(error=np.abs(residual), recon=r.recon, residual=residual))
+        return out
 
     def describe(self) -> dict:
         return {"method": self.name, "model_path": str(self.loaded.path), "sha256": self.loaded.sha256,
