@@ -50,3 +50,4 @@ cp "$BUILD/default.pt" "$TARGET.part"
 chmod 644 "$TARGET.part"  # a package file: readable by every user
 mv -f "$TARGET.part" "$TARGET"
 echo "wrote $TARGET ($(du -h "$TARGET" | cut -f1)); loss curve: $BUILD/default_loss.png"
+PY="$PY" U2AD_REALSPINE="$REALSPINE" bash scripts/calibrate_default_model.sh  # healthy-only thresholds (docs/DETECTION.md)

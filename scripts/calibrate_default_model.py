@@ -5,7 +5,7 @@ Calibration set: the real healthy cords the shipped model did not train on (errs
 sct_example with its sct_testing crop, the TPTBox crop from another scanner; see
 benchmarks/healthy_cords.py), several sagittal slices each, every slice with the manual mask and
 with the mask dilated by one voxel, plus fresh healthy phantoms (seeds never used in training).
-Thresholds: patient and segment at a 5 % healthy false-positive rate, pixel at a 0.1 % healthy
+Thresholds: patient and segment at a 5 % healthy false-positive rate, pixel at a 1 % healthy
 pixel false-positive rate, on the normative residual scaled by the healthy spread learned here.
 Recorded in Thresholds.calibration: what they were set on, and the leave-one-subject-out
 specificity with its 95 % Wilson interval (few subjects: the interval is wide).
@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "U2ADCore"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 PHANTOM_SEEDS = range(7100, 7106)  # healthy phantoms the model never saw (it trained on seeds from 2026)
-FPRS = {"patient_fpr": 0.05, "segment_fpr": 0.05, "pixel_fpr": 0.001}
+FPRS = {"patient_fpr": 0.05, "segment_fpr": 0.05, "pixel_fpr": 0.01}
 
 
 def calibration_items(realspine: Path) -> list[tuple]:

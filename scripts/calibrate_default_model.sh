@@ -5,7 +5,7 @@
 #     bash scripts/calibrate_default_model.sh
 #
 # Stores the patient and segment thresholds (5 % healthy false-positive rate), the pixel
-# threshold of the candidates (0.1 % of healthy cord pixels), the healthy residual spread of the
+# threshold of the candidates (1 % of healthy cord pixels), the healthy residual spread of the
 # normative scoring, and what they were set on (scripts/calibrate_default_model.py).
 # Run again whenever the model or the default scoring changes.
 set -euo pipefail

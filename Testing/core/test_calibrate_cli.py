@@ -82,7 +82,7 @@ def test_normal_only_calibration_meets_fpr(setup, records):
     rescored = score_manifest(entries, manifest_truths(entries, unlabelled, require_labels=False),
                               U2ADMethod(config=cfg, checkpoint=out), cfg, task="check")
     assert np.mean([r.patient_score > th.patient for r in rescored]) <= 0.2
-    assert th.calibration["n_studies"] == len(entries) and th.calibration["pixel_fpr"] == 0.001
+    assert th.calibration["n_studies"] == len(entries) and th.calibration["pixel_fpr"] == 0.01
 
 
 def test_refuses_to_overwrite_without_asking(setup, capsys):

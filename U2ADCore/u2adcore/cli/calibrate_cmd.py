@@ -31,7 +31,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="patient-level sensitivity to reach with labelled studies (default %(default)s)")
     p.add_argument("--fpr", type=float, default=EvaluationConfig.normal_fpr,
                    help="false-positive rate allowed with normal studies only (default %(default)s)")
-    p.add_argument("--pixel-fpr", type=float, default=0.001,
+    p.add_argument("--pixel-fpr", type=float, default=0.01,
                    help="with normal studies only: fraction of healthy cord pixels above the candidates' pixel "
                         "threshold (default %(default)s)")
     add_inference_arguments(p)

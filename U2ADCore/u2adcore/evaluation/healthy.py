@@ -76,7 +76,7 @@ def calibrate_healthy(
     *,
     patient_fpr: float = 0.05,
     segment_fpr: float = 0.05,
-    pixel_fpr: float = 0.001,
+    pixel_fpr: float = 0.01,
 ) -> Thresholds:
     """Thresholds from healthy studies only: the normative spread per depth, then (scored with it)
     the patient threshold at `patient_fpr` of the studies, the segment threshold at `segment_fpr`
