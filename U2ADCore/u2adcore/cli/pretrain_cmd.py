@@ -41,8 +41,6 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's median level")
     p.add_argument("--mask-ratio", type=float, default=ModelConfig.mask_ratio,
                    help="fraction of cord patches hidden per image (default %(default)s)")
-    p.add_argument("--noise-var", type=float, default=TrainConfig.noise_var,
-                   help="variance of the augmentation's Gaussian noise (default %(default)s, the paper's)")
     p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (25 epochs, x0.1 every 10)")
     p.add_argument("--epochs", type=int, help="override the schedule's number of epochs")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="global batch size (default %(default)s)")
@@ -76,7 +74,7 @@ def config_from_args(args: argparse.Namespace):
     train = apply_schedule(TrainConfig(), args.schedule)
     train = dataclasses.replace(
         train, batch_size=args.batch_size, lr=args.lr, n_slices=args.n_slices, seed=args.seed, device=args.device,
-        amp=not args.no_amp, augment=not args.no_augment, noise_var=args.noise_var, epochs=args.epochs or train.epochs,
+        amp=not args.no_amp, augment=not args.no_augment, epochs=args.epochs or train.epochs,
     )
     if args.noise_var is not None or args.method == "itermask":
         from ..training.itermask import NOISE_VAR

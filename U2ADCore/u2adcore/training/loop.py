@@ -11,6 +11,8 @@ and may return a new strategy (e.g. switch from EU-guided to EU+AU at stage 2).
 """
 from __future__ import annotations
 
+import inspect
+
 import contextlib
 import csv
 import io
@@ -256,8 +258,10 @@ def _step(net, model: EdgeMAE, x, roi, idx, cfg: TrainConfig, strategy: MaskStra
     denominator = model.loss_weights(roi, mask).sum().to(ctx.device)
     share = ctx.shard(len(idx))
     x, roi, roi_p, mask = (t[share].to(ctx.device, non_blocking=True) for t in (x, roi, roi_p, mask))
+    # the pixel cord goes to models that take it (EdgeMAE's normalisation), not to IterMask's net
+    extra = {"roi": roi} if "roi" in inspect.signature(model.forward).parameters else {}
     with _autocast(ctx.device, cfg.amp):
-        out = net(x, roi_p, mask, roi=roi)
+        out = net(x, roi_p, mask, **extra)
     part = model.loss(x, roi, out, mask, denominator=denominator)  # this rank's share of the global loss
     optimizer.zero_grad(set_to_none=True)
     (part * ctx.world_size).backward()  # DDP averages gradients over ranks; this makes it their sum
