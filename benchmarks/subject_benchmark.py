@@ -336,8 +336,12 @@ def run(args) -> dict:
         pool = [b for b in variants[v] if b.subject not in group_of or group_of[b.subject] != g]
         return bm.adaptation_sample(pool, args.adapt_slices, args.seed + g)
 
+    # checkpoints are reused by name: the name carries what they depend on
+    run_key = f"n{args.adapt_slices}_e{args.adapt_epochs or args.schedule}_s{args.seed}_{file_sha256(pretrained)[:8]}"
+
     def model(v: str, g: int, strategy: str, tag: str, init: Path) -> Path:
-        return adapted(init, adaptation_set(v, g), strategy, args, args.out / v / f"{tag}_g{g}_{strategy.replace('+', '')}.pt", log)
+        return adapted(init, adaptation_set(v, g), strategy, args,
+                       args.out / v / f"{tag}_g{g}_{strategy.replace('+', '')}_{run_key}.pt", log)
 
     free = [m for m in available() if not takes_checkpoint(m)]
     others = [m for m in available() if takes_checkpoint(m) and m not in ("u2ad", "dae")]
@@ -348,7 +352,7 @@ def run(args) -> dict:
         (S3, lambda v: per_group(v, S3, lambda g: get_method("u2ad", config=mc, checkpoint=model(v, g, "eu+au", "adapted", pretrained)), mc)),
         ("U2AD, strategy 1 (pretrained only, MC)", lambda v: per_group(v, "U2AD, strategy 1 (pretrained only, MC)",
                                                                           lambda g: get_method("u2ad", config=mc, checkpoint=pretrained), mc)),
-        ("DAE, strategy 1", lambda v: per_group(v, "DAE, strategy 1", lambda g: get_method("dae", config=mc, checkpoint=dae(args, args.out / "dae.pt", log)), mc)),
+        ("DAE, strategy 1", lambda v: per_group(v, "DAE, strategy 1", lambda g: get_method("dae", config=mc, checkpoint=dae(args, args.out / f"dae_e{args.dae_epochs}_n{args.dae_slices}.pt", log)), mc)),
     ]
     for m in others:
         def other(v, m=m):
@@ -365,7 +369,7 @@ def run(args) -> dict:
     if args.strategy2:
         name2 = "U2AD, strategy 2 (target only, EU+AU, MC)"
         rows.append((name2, lambda v: per_group(v, name2, lambda g: get_method(
-            "u2ad", config=mc, checkpoint=model(v, g, "eu+au", "target_only", random_init(pretrained, args.out / "random_init.pt", args.seed))), mc)))
+            "u2ad", config=mc, checkpoint=model(v, g, "eu+au", "target_only", random_init(pretrained, args.out / f"random_init_{file_sha256(pretrained)[:8]}_s{args.seed}.pt", args.seed))), mc)))
     for name, row in rows:
         if args.only and not any(k.lower() in name.lower() for k in args.only):
             continue
