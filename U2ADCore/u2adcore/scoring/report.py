@@ -149,7 +149,9 @@ def _plot_curve(ax, result: "DetectionResult", top_row: float, spacing: float) -
     th = result.thresholds
     y = (sc.curve.rows - top_row) * spacing
     ax.plot(sc.curve.values, y, color="#d32f2f", lw=1.6, label="AnoCurve")
-    peak = int(np.argmax(sc.curve.values))
+    # the sample the patient score comes from (over C2-C3 ... C7-T1 when levels are known)
+    at_score = np.flatnonzero(np.isclose(sc.curve.values, sc.patient_score, rtol=1e-9, atol=0))
+    peak = int(at_score[0]) if at_score.size else int(np.argmax(sc.curve.values))
     ax.plot(sc.curve.values[peak], y[peak], "o", color="#d32f2f", ms=6, label=f"patient score {sc.patient_score:.3g}")
     shown = [] if th is None else [t for t in (th.patient, th.segment) if t is not None]
     xmax = max([sc.curve.values.max(), *shown]) * 1.35
