@@ -4,7 +4,7 @@ held-back real cords (errsm_23, errsm_24, sct_example_data) with and without pse
 three contrasts, plus generated phantoms; 5-fold protocol as there. Adds the CPU time each
 method spends per scored slice (process time of the whole detect_study call, one torch thread).
 
-    OMP_NUM_THREADS=1 python benchmarks/itermask_benchmark.py --out /tmp/itermask_bench
+    OMP_NUM_THREADS=1 python benchmarks/itermask_benchmark.py --out /tmp/itermask_bench [--paper-scoring]
 
 Uses the shipped EdgeMAE and IterMask models (strategy 1: no adaptation); the DAE is trained as
 in pseudo_benchmark.py (cached in OUT). OUT/table.md and OUT/results.json are rewritten per row.
@@ -12,7 +12,6 @@ in pseudo_benchmark.py (cached in OUT). OUT/table.md and OUT/results.json are re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO.parent / "U2ADCore"))
 
 import pseudo_benchmark as pb  # noqa: E402
 
-from u2adcore.config import EvaluationConfig, U2ADConfig  # noqa: E402
+from u2adcore.config import EvaluationConfig, IterMaskConfig, U2ADConfig, paper_scoring  # noqa: E402
 from u2adcore.evaluation.protocol import cross_validate, markdown_table  # noqa: E402
 from u2adcore.io.atomic import write_text  # noqa: E402
 
@@ -41,11 +40,15 @@ def rows(args, profile, log) -> list[tuple[str, callable, U2ADConfig]]:
 
     mc = pb.base_config(args.device, profile.mc_samples)
     refined = pb.base_config(args.device, profile.mc_samples)
+    if args.paper_scoring:
+        mc.scoring = refined.scoring = paper_scoring()
     refined.inference.refine_rounds = args.refine_rounds
     refined.inference.refine_mad_k = args.refine_mad_k
     return [
         ("Z-scoring", lambda: ZScoreMethod(config=mc), mc),
         ("IterMask (shipped)", lambda: IterMaskMethod(config=mc), mc),
+        ("IterMask network, no refinement (whole cord masked, one pass)",
+         lambda: IterMaskMethod(config=mc, itermask=IterMaskConfig(max_iters=0)), mc),
         ("U2AD, strategy 1 (MC)", lambda: U2ADMethod(config=mc), mc),
         (f"U2AD, strategy 1 (MC) + refinement ({args.refine_rounds} rounds, k={args.refine_mad_k:g})",
          lambda: U2ADMethod(config=refined), refined),
@@ -63,6 +66,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--phantoms", type=int, default=12)
     p.add_argument("--refine-rounds", type=int, default=3)
     p.add_argument("--refine-mad-k", type=float, default=2.0)
+    p.add_argument("--paper-scoring", action="store_true", help="score with config.paper_scoring() instead of the default")
     p.add_argument("--only", nargs="+", default=None, help="run only rows whose name contains one of these")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

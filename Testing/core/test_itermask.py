@@ -13,12 +13,12 @@ import SimpleITK as sitk
 import torch
 
 from u2adcore.cli.main import main
-from u2adcore.config import IterMaskConfig, U2ADConfig
+from u2adcore.config import U2ADConfig
 from u2adcore.data.phantom import write_phantom_set
 from u2adcore.detect import OUTPUT_FILES
 from u2adcore.io.study import load_study
 from u2adcore.methods.base import Method
-from u2adcore.methods.itermask import IterMaskMethod, refine, subject_threshold
+from u2adcore.methods.itermask import refine, subject_threshold
 from u2adcore.methods.registry import available, get_method
 from u2adcore.resources import itermask_model_path
 from u2adcore.training.itermask import band_columns, blob_masks, load_itermask, read_itermask
