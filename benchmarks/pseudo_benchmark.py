@@ -1,5 +1,8 @@
 """Pseudo-anomaly benchmark on real spinal cords: U2AD against the comparison methods, and the
-ablation (METHOD.md §7-§10). Results and the exact command: docs/RESULTS.md.
+ablation (METHOD.md §7-§10), in the first landing's transductive design (adaptation on the very
+slices it scores). Superseded by benchmarks/subject_benchmark.py (subject-disjoint, plain and
+confounded; docs/RESULTS.md); kept because its helpers are shared and to reproduce the first
+landing's numbers.
 
 A fixed, seeded set of studies. Real healthy subjects the shipped model never saw (errsm_23,
 errsm_24, sct_example_data), several sagittal slices each, every slice once healthy and once with

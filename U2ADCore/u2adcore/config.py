@@ -119,6 +119,9 @@ class AdaptConfig:
     n_slices: int = 3
     # The CPU schedule: the paper's shape (stage 2 over the last quarter, refreshes in both
     # stages, the LR halved three times) at a cost a 2-core CPU can afford (docs/UNCERTAINTY.md).
+    # Kept at 16 epochs on measurement: the paper's 200 epochs, on one batch of 8 slices from two
+    # subjects, scored a held-out subject no better than these 16 (worse: its healthy-cord error
+    # rose by 60 %) at 6x the time (docs/RESULTS.md, "The paper's 200-epoch adaptation on CPU").
     cpu_epochs: int = 16
     cpu_stage2_start: int = 12
     cpu_refresh_every: int = 4

@@ -125,9 +125,17 @@ def cross_validate(records: list[StudyRecord], cfg: EvaluationConfig) -> CVResul
             f"cross-validation needs at least 2 positive and 1 normal study, got {int(labels.sum())} positive "
             f"of {labels.size}"
         )
-    folds = stratified_folds(labels, cfg.n_folds, cfg.seed)
+    return cross_validate_folds(records, stratified_folds(labels, cfg.n_folds, cfg.seed), cfg)
+
+
+def cross_validate_folds(records: list[StudyRecord], folds, cfg: EvaluationConfig) -> CVResult:
+    """The protocol with the fold of each record given (e.g. grouped by subject, so that no
+    subject's studies are on both sides of a threshold)."""
+    folds = np.asarray(folds)
+    if folds.shape != (len(records),):
+        raise ValueError(f"{folds.size} fold indices for {len(records)} records")
     results = []
-    for k in range(cfg.n_folds):
+    for k in np.unique(folds).tolist():
         train = [r for r, f in zip(records, folds) if f != k]
         test = [r for r, f in zip(records, folds) if f == k]
         thresholds = choose_thresholds(train, cfg)
