@@ -269,3 +269,28 @@ def test_paper_scoring_and_candidates_are_settings_of_detect(setup, tmp_path):
     default = json.loads((tmp_path / "default" / "result.json").read_text())
     assert default["n_candidates"] == 0 and default["candidates_rule"].startswith("none")
     assert default["patient_score"] == pytest.approx(cand["patient_score"])  # candidates never change a score
+
+
+def test_the_shipped_thresholds_give_no_verdict_under_another_scoring(tmp_path, capsys):
+    """The shipped thresholds are healthy spreads of the default scoring: under the paper's
+    |x - mu| (or another erosion) they would call every study negative, so detect withholds the
+    verdict and says why, instead of applying them on the wrong scale."""
+    from u2adcore.resources import sample_paths
+
+    sample = sample_paths()
+    base = ["detect", str(sample["image_lesion"]), "--cord", str(sample["cord"]), "--levels", str(sample["discs"]),
+            "--levels-kind", "discs", "--mc", "2"]
+    assert main(["--progress", "none", *base, "--out", str(tmp_path / "default")]) == 0
+    default = json.loads((tmp_path / "default" / "result.json").read_text())
+    assert isinstance(default["patient_positive"], bool) and "verdict_note" not in default
+    assert all(isinstance(s["positive"], bool) for s in default["segments"])
+    for name, extra, changed in (("paper", ["--scoring", "paper"], "residual"), ("edge1", ["--erode-px", "1"], "erode_px")):
+        capsys.readouterr()
+        assert main(["--progress", "none", *base, *extra, "--out", str(tmp_path / name)]) == 0
+        result = json.loads((tmp_path / name / "result.json").read_text())
+        assert "patient_positive" not in result and all("positive" not in s for s in result["segments"])
+        assert result["verdict_note"].startswith("no verdict") and changed in result["verdict_note"]
+        assert result["thresholds"]["patient"] is None and result["thresholds"]["residual_spread"]
+        assert "no verdict" in capsys.readouterr().out
+    edge1 = json.loads((tmp_path / "edge1" / "result.json").read_text())
+    assert edge1["n_candidates"] == 0 and edge1["candidates_rule"].startswith("none: no verdict")

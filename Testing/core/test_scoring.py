@@ -20,6 +20,8 @@ from u2adcore.scoring.segments import (
     score_slice,
     segment_of_samples,
     segment_scores,
+    scoring_signature,
+    thresholds_for,
     top_segment,
 )
 
@@ -238,3 +240,17 @@ def test_erode_px_option_sets_the_scoring_and_paper_mode_keeps_one_pixel():
     assert cfg.scoring.erode_px == 1
     with pytest.raises(SystemExit):
         p.parse_args(["--erode-px", "-1"])
+
+
+def test_thresholds_apply_only_to_the_scoring_they_were_calibrated_with():
+    cfg = ScoringConfig()
+    th = Thresholds(patient=6.0, segment=5.0, pixel=4.0, residual_spread=[0.03], calibration={"scoring": scoring_signature(cfg)})
+    assert thresholds_for(th, cfg) == (th, "")
+    assert thresholds_for(None, cfg) == (None, "")
+    legacy = Thresholds(patient=6.0)  # a calibration that recorded no scoring is taken as it is
+    assert thresholds_for(legacy, paper_scoring()) == (legacy, "")
+    dropped, note = thresholds_for(th, paper_scoring())
+    assert (dropped.patient, dropped.segment, dropped.pixel) == (None, None, None)
+    assert dropped.residual_spread == [0.03]  # the map stays in healthy spreads
+    assert note.startswith("no verdict") and "residual 'normative' (now 'paper')" in note and "erode_px 2 (now 1)" in note
+    assert thresholds_for(th, ScoringConfig(display_max=3.0, candidates="paper"))[1] == ""  # no score changes

@@ -26,7 +26,7 @@ from .errors import InputError, OutputExistsError
 from .io.atomic import staged_output_dir
 from .methods.base import Method, MethodMaps
 from .progress import CancelToken, ProgressCallback, ProgressEvent, emit
-from .scoring.segments import ScoredSlice, SegmentScore, score_slice, segment_of_samples, top_segment
+from .scoring.segments import ScoredSlice, SegmentScore, score_slice, segment_of_samples, thresholds_for, top_segment
 from .volume.preprocess import PreparedSlice, maps_to_volume, prepare_slices
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class DetectionResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     cord_source: str = "given"  # "given" (a mask was supplied) | "automatic" (segmented by u2adcore.segmentation)
     morphometry: Optional["CurveMorphometry"] = None  # AP diameter, CSA and MSCC (u2adcore.morphometry)
+    verdict_note: str = ""  # why the model's thresholds give no verdict here ("" when they apply)
 
     @property
     def patient_score(self) -> float:
@@ -161,6 +162,7 @@ def detect_study(
     map, candidates, curve and patient score are still produced.
     """
     stage = _Stages(progress, cancel, _STAGES)
+    thresholds, verdict_note = thresholds_for(method.thresholds, cfg.scoring)
     with stage("preprocess"):
         slices = prepare_slices(study, cfg.preprocess)
         check_roi_patches(slices, cfg.model.patch_size, study.cord_path)
@@ -178,7 +180,7 @@ def detect_study(
                 _segment_rows(study, s),
                 cfg.scoring,
                 spacing_mm=cfg.preprocess.spacing_mm,
-                thresholds=method.thresholds,
+                thresholds=thresholds,
                 residual=m.residual,
             )
             for s, m in zip(slices, maps)
@@ -198,7 +200,7 @@ def detect_study(
         scored=scored[k],
         slice_index=slices[k].transform.slice_index,
         slice_indices=[s.transform.slice_index for s in slices],
-        thresholds=method.thresholds,
+        thresholds=thresholds,
         config=cfg,
         inputs={name: None if p is None else str(p) for name, p in (("image", study.image_path), ("cord", study.cord_path), ("levels", study.levels_path))},
         levels_source=None if levels is None else levels.source,
@@ -206,6 +208,7 @@ def detect_study(
         timings=stage.timings,
         cord_source=study.cord_source,
         morphometry=morphometry,
+        verdict_note=verdict_note,
     )
 
 
@@ -311,6 +314,8 @@ def candidates_rule(result: DetectionResult) -> str:
     if sc.candidates == "paper" or sc.residual == "paper":
         return f"paper: lowest {sc.bottom_fraction:g} of the cord zeroed, top {sc.top_components} components"
     th = result.thresholds
+    if result.verdict_note:
+        return "none: " + result.verdict_note
     if th is None or th.pixel is None:
         return "none: the model carries no calibrated pixel threshold"
     if result.patient_positive is False:
@@ -340,6 +345,8 @@ def result_json(result: DetectionResult, files: dict[str, str]) -> dict:
     }
     if th is not None and th.patient is not None:
         out["patient_positive"] = result.patient_positive
+    if result.verdict_note:
+        out["verdict_note"] = result.verdict_note
     out.update(
         {
             "top_segment": None if top is None else top.name,

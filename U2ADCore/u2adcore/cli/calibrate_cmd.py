@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detect import detection_config
     from ..errors import InputError
     from ..evaluation.calibrate import choose_thresholds, manifest_truths, score_manifest
+    from ..scoring.segments import scoring_signature
     from ..evaluation.healthy import calibrate_healthy, infer_studies
     from ..methods.registry import get_method
     from ..resources import default_model_path
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             stored = method.thresholds
             if stored is not None:
                 thresholds.residual_spread, thresholds.pixel = stored.residual_spread, stored.pixel
+            thresholds.calibration["scoring"] = scoring_signature(cfg.scoring)
         else:
             # Healthy studies only: the spread, then patient/segment thresholds and the pixel threshold.
             method.thresholds = None

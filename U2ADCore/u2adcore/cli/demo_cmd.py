@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verdict = "" if result.patient_positive is None else (" (POSITIVE)" if result.patient_positive else " (negative)")
     if result.patient_positive is None:
-        answer = "none (the model carries no calibrated threshold; see `u2ad calibrate`)"
+        answer = f"none ({result.verdict_note or 'the model carries no calibrated threshold; see `u2ad calibrate`'})"
     else:
         answer = "POSITIVE: T2 hyperintensity flagged" if result.patient_positive else "negative: nothing flagged"
     if lesion_segments:

@@ -137,7 +137,8 @@ def _one_line(result, out: Path) -> str:
     top = top_segment(result.segments)
     where = f", top segment {top.name} ({top.score:.4g})" if top is not None else ", no segment scored (levels unknown)"
     cord = " [cord segmented automatically]" if result.cord_source == "automatic" else ""
-    return f"{result.study_id}: patient score {result.patient_score:.4g}{verdict}{where}{cord} -> {out}"
+    note = f" [{result.verdict_note}]" if result.verdict_note else ""
+    return f"{result.study_id}: patient score {result.patient_score:.4g}{verdict}{where}{cord}{note} -> {out}"
 
 
 def _finish(args, outputs: dict, text: str) -> None:

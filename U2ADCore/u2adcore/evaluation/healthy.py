@@ -18,7 +18,7 @@ import numpy as np
 from ..config import Thresholds, U2ADConfig
 from ..methods.base import MethodMaps
 from ..scoring.maps import analysis_roi, healthy_spread
-from ..scoring.segments import ScoredSlice, score_slice, top_segment
+from ..scoring.segments import ScoredSlice, score_slice, scoring_signature, top_segment
 from .thresholds import threshold_at_fpr
 
 SPREAD_DEPTHS = 6  # depths into the eroded cord with their own healthy spread; deeper share the last
@@ -115,7 +115,7 @@ def calibrate_healthy(
             "patient_fpr": patient_fpr,
             "segment_fpr": segment_fpr,
             "pixel_fpr": pixel_fpr,
-            "erode_px": cfg.scoring.erode_px,
+            "scoring": scoring_signature(cfg.scoring),
         },
     )
 

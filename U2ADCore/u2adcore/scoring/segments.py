@@ -6,6 +6,7 @@ mistakes an invented border for a measurement.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -86,6 +87,40 @@ def patient_score(curve: AnoCurve, segments: Optional[list[SegmentScore]] = None
         raise ValueError("empty AnoCurve: no cord in the analysed slice")
     scored = [s.score for s in segments or [] if s.score is not None]
     return float(max(scored)) if scored else float(curve.values.max())
+
+
+# The scoring settings a threshold's value depends on: recorded with every calibration and
+# compared before a verdict is given (display_max and the candidate rule change no score).
+THRESHOLD_SCORING_FIELDS = ("residual", "residual_scale", "erode_px", "patient_from", "curve")
+
+
+def scoring_signature(cfg: ScoringConfig) -> dict:
+    """What `thresholds_for` compares: stored as Thresholds.calibration["scoring"]."""
+    return {name: getattr(cfg, name) for name in THRESHOLD_SCORING_FIELDS}
+
+
+def thresholds_for(thresholds: Optional[Thresholds], cfg: ScoringConfig) -> tuple[Optional[Thresholds], str]:
+    """The thresholds as they apply to scoring with `cfg`, and why a verdict is withheld ("" if not).
+
+    A threshold is a value on one scoring's scale: the shipped model's 6.6 healthy spreads means
+    nothing for the paper's |x - mu| or for another erosion. When the calibration recorded other
+    scoring settings, the patient, segment and pixel thresholds are dropped (no verdict, no
+    candidates) rather than applied on the wrong scale; the healthy spread is kept, so the map
+    stays in healthy spreads. Calibrations that recorded no scoring are taken as they are.
+    """
+    if thresholds is None:
+        return None, ""
+    calibrated = thresholds.calibration.get("scoring")
+    if calibrated is None:
+        return thresholds, ""
+    current = scoring_signature(cfg)
+    differ = [name for name in THRESHOLD_SCORING_FIELDS if calibrated.get(name) != current[name]]
+    if not differ:
+        return thresholds, ""
+    shown = ", ".join(f"{name} {calibrated.get(name)!r} (now {current[name]!r})" for name in differ)
+    note = (f"no verdict: the model's thresholds were calibrated with scoring {shown}; "
+            "recalibrate with `u2ad calibrate` for these settings")
+    return dataclasses.replace(thresholds, patient=None, segment=None, pixel=None), note
 
 
 def patient_verdict(score: float, thresholds: Optional[Thresholds]) -> Optional[bool]:
