@@ -191,7 +191,10 @@ def test_detect_on_a_real_study_writes_the_whole_output_contract(errsm, tmp_path
 
 
 # -- the refinement as an option of U2AD's Monte-Carlo inference ------------------------------------
-def test_refined_mc_inference_only_rereconstructs_suspect_patches():
+@pytest.mark.parametrize("norm", [None, "visible_cord"])
+def test_refined_mc_inference_only_rereconstructs_suspect_patches(norm):
+    """Also for a model that normalises by the visible cord (the shipped one): its refinement
+    rounds need the pixel cord too."""
     from u2adcore.model.edgemae import EdgeMAE
     from u2adcore.model.presets import model_config
     from u2adcore.uncertainty.montecarlo import mc_inference
@@ -199,7 +202,7 @@ def test_refined_mc_inference_only_rereconstructs_suspect_patches():
     from u2adcore.uncertainty.refine import patch_residual, refined_mc_inference, robust_threshold
 
     torch.manual_seed(0)
-    model = EdgeMAE(model_config("tiny", img_size=64)).eval()
+    model = EdgeMAE(model_config("tiny", img_size=64, intensity_norm=norm, anchor_visible=norm is not None)).eval()
     x, roi = _cord(64, 64)
     plain = mc_inference(model, x, roi, K=2, seed=0)
     same, _ = refined_mc_inference(model, x, roi, rounds=0, mad_k=2.0, K=2, seed=0)

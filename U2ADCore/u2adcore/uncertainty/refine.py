@@ -56,7 +56,7 @@ def refined_mc_inference(model: torch.nn.Module, images, roi, *, rounds: int, ma
         for _ in range(rounds):
             if not bool(suspect.any()):
                 break
-            out = model(x, roi_p, suspect).image.float()
+            out = model(x, roi_p, suspect, roi=roi_t).image.float()
             hidden = patch_to_pixels(suspect, p)
             mu = torch.where(hidden, out, mu)
             still = suspect & (patch_residual(x, mu, roi_t, p) > tau)
