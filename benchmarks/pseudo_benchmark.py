@@ -282,23 +282,11 @@ def dae_model(realspine: Path, profile: Profile, device: str, path: Path, log: C
 
 
 def breakdown_table(studies: list[BenchStudy], scores: dict[str, list[StudyRecord]]) -> str:
-    """Patient-level AUROC (threshold-free) of each group of positive studies against the normal
-    studies of the same kind: where each method's detections come from (lesion contrast, real
-    cord or phantom)."""
-    from sklearn.metrics import roc_auc_score
+    """Patient-level AUROC of each group of positive studies against the normal studies of the same
+    kind (evaluation.benchmark.breakdown): where each method's detections come from."""
+    from u2adcore.evaluation.benchmark import breakdown
 
-    kind_of = {b.group: b.kind for b in studies if b.truth.label}
-    groups = sorted(kind_of)
-    n = {g: sum(b.truth.label and b.group == g for b in studies) for g in groups}
-    lines = ["| method | " + " | ".join(f"{g} (n={n[g]})" for g in groups) + " | all |", "|---|" + "---|" * (len(groups) + 1)]
-    for name, records in scores.items():
-        cells = []
-        for g in groups + ["all"]:
-            chosen = [(b.truth.label, r.patient_score) for b, r in zip(studies, records)
-                      if g == "all" or (b.group == g if b.truth.label else b.kind == kind_of[g])]
-            cells.append(f"{roc_auc_score(*zip(*chosen)):.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return breakdown(studies, scores)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ from u2adcore.evaluation import benchmark as bm  # noqa: E402
 from u2adcore.evaluation.calibrate import Truth  # noqa: E402
 from u2adcore.io.atomic import write_text  # noqa: E402
 
+import pseudo_benchmark as pb  # noqa: E402  (the studies, the DAE and the random initialisation it shares)
+
 ERRSM = {"dir": "sct_2014_errsm/{}", "image": "t2.nii.gz", "cord": "t2_manual_segmentation.nii.gz",
          "levels": "t2_landmarks_C2_T2_center.nii.gz"}
 REAL: dict[str, dict] = {
@@ -220,23 +222,8 @@ def adapted(start: Path, studies: list[bm.BenchStudy], strategy: str, args, path
     return path
 
 
-def random_init(pretrained: Path, path: Path, seed: int) -> Path:
-    import torch
-
-    from u2adcore.model.edgemae import EdgeMAE
-    from u2adcore.training.checkpoint import load_checkpoint, save_checkpoint
-
-    if not path.exists():
-        config = load_checkpoint(pretrained, "cpu").config
-        torch.manual_seed(seed)
-        save_checkpoint(path, EdgeMAE(config.model), config, training_data={"n_studies": 0, "studies": []},
-                        meta={"task": "random initialisation"})
-    return path
-
-
 def dae(args, path: Path, log) -> Path:
     """The DAE baseline (strategy 1) on the shipped model's pretraining studies."""
-    import pseudo_benchmark as pb
 
     from u2adcore.methods.dae import save_dae, train_dae
 
@@ -272,7 +259,7 @@ def run(args) -> dict:
     pretrained = args.model or default_model_path()
     from u2adcore.resources import itermask_model_path
 
-    trained = trained_on(pretrained) | set(__import__("pseudo_benchmark").DAE_SUBJECTS)
+    trained = trained_on(pretrained) | set(pb.DAE_SUBJECTS)
     if "itermask" in available() and itermask_model_path().is_file():
         trained |= trained_on(itermask_model_path())
     excluded = trained & set(REAL)
@@ -373,7 +360,7 @@ def run(args) -> dict:
     if args.strategy2:
         name2 = "U2AD, strategy 2 (target only, EU+AU, MC)"
         rows.append((name2, lambda v: per_group(v, name2, lambda g: get_method(
-            "u2ad", config=mc, checkpoint=model(v, g, "eu+au", "target_only", random_init(pretrained, args.out / f"random_init_{file_sha256(pretrained)[:8]}_s{args.seed}.pt", args.seed))), mc)))
+            "u2ad", config=mc, checkpoint=model(v, g, "eu+au", "target_only", pb.random_init_model(pretrained, args.out / f"random_init_{file_sha256(pretrained)[:8]}_s{args.seed}.pt", args.seed))), mc)))
     for name, row in rows:
         if args.only and not any(k.lower() in name.lower() for k in args.only):
             continue
