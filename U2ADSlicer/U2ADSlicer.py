@@ -109,6 +109,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._jobKind = ""
         self._jobOrphaned = False  # the scene the job belongs to was closed: load nothing
         self._prefetch = None  # (thread, {file: node}) reading a finished detection's outputs
+        self._loading = None  # pipeline.finish_steps adding a finished detection's nodes, one step per tick
         self._levelsTask = None  # (thread, result, point list) filling in levels
         self._warm = None  # the worker kept up between detections, with its model loaded
         self._environment = None
@@ -120,6 +121,9 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_MS)
         self._timer.connect("timeout()", self.onPoll)
+        self._loadTimer = qt.QTimer()
+        self._loadTimer.setInterval(0)  # one loading step per event-loop turn
+        self._loadTimer.connect("timeout()", self.onLoadStep)
 
     # ------------------------------------------------------------ setup
 
@@ -182,6 +186,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self):
         """The module is closing (Slicer exits or reloads it): stop the job's whole process tree."""
         self._timer.stop()
+        self._stopLoading()
         if self._job is not None:
             self._job.cancel()
             self._job = None
@@ -202,6 +207,10 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event):
         """A job belongs to the scene being closed: stop it, and load nothing into the next one."""
+        if self._loading is not None:
+            self._stopLoading()
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = "Detection cancelled: its scene was closed."
         if self._job is not None:
             self._job.request_cancel()
             self._jobOrphaned = True
@@ -585,6 +594,12 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Ask the worker's process tree to stop and return at once; polling finishes the job."""
         if self._job is None:
             return
+        if self._loading is not None:
+            self._stopLoading()
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = "Detection cancelled; nothing was kept."
+            self._updateButtons()
+            return
         self._job.request_cancel()
         self.ui.statusLabel.text = f"Cancelling {self._jobKind.lower()}..."
         self._updateButtons()
@@ -596,7 +611,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._pollInstall()
         if self._levelsTask is not None:
             self._pollLevels()
-        if self._job is None:
+        if self._job is None or self._loading is not None:
             if self._probe is None and self._install is None and self._levelsTask is None:
                 self._timer.stop()
             return
@@ -625,9 +640,14 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self._prefetch[0].is_alive()
 
     def _finishJob(self):
-        job, self._job = self._job, None
         prefetched = self._prefetch[1] if self._prefetch is not None else None
         self._prefetch = None
+        if isinstance(self._job, pipeline.DetectionJob) and not self._jobOrphaned:
+            # The job stays current while its nodes are added, so Cancel and closing the scene stop it.
+            self._loading = pipeline.finish_steps(slicer.mrmlScene, self._job, prefetched)
+            self._loadTimer.start()
+            return
+        job, self._job = self._job, None
         if self._jobOrphaned:
             job.discard()
             self.ui.progressBar.value = 0
@@ -635,11 +655,7 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
             return
         try:
-            if isinstance(job, pipeline.DetectionJob):
-                outputs = pipeline.finish_detection(slicer.mrmlScene, job, prefetched)
-                self.logic.show(job.inputs.volume, outputs)
-                self._showResult(outputs.summary)
-            elif isinstance(job, pipeline.CordJob):
+            if isinstance(job, pipeline.CordJob):
                 cord = pipeline.finish_cord_segmentation(slicer.mrmlScene, job)
                 self.ui.cordSelector.setCurrentNode(cord)
                 self.ui.statusLabel.text = f"Cord segmented: '{cord.GetName()}' is selected. Check it (it must include any lesion) and edit it if needed."
@@ -656,6 +672,37 @@ class U2ADSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except (U2ADError, OSError) as exc:
             self._showError(str(exc))
         self._updateButtons()
+
+    def onLoadStep(self):
+        """Add the next group of a finished detection's nodes; the last step shows the result."""
+        try:
+            next(self._loading)
+            return
+        except StopIteration as done:
+            outputs, failure = done.value, None
+        except (U2ADError, OSError) as exc:  # Cancelled included
+            outputs, failure = None, exc
+        self._loading = None
+        self._loadTimer.stop()
+        job, self._job = self._job, None
+        if outputs is not None:
+            self.logic.show(job.inputs.volume, outputs)
+            self._showResult(outputs.summary)
+            self.ui.progressBar.value = 100
+        elif isinstance(failure, Cancelled):
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = f"{self._jobKind} cancelled; nothing was kept."
+        else:
+            self._showError(str(failure))
+        self._updateButtons()
+
+    def _stopLoading(self):
+        """Stop adding a detection's nodes: those already added are removed, its folder too."""
+        if self._loading is None:
+            return
+        self._loadTimer.stop()
+        loading, self._loading, self._job = self._loading, None, None
+        loading.close()
 
     def _showResult(self, summary):
         self.ui.patientScoreLabel.text = f"{summary.patient_score:.4f}" + (

@@ -57,18 +57,21 @@ def _storage_for(node):
     raise TypeError(f"{node.GetName()}: cannot save a {node.GetClassName()}")
 
 
-def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False, detach: bool = False, read=None):
+def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool = False, detach: bool = False, read=None, display: bool = True):
     """A volume file (.nii.gz, .nrrd, ...) as a scalar or labelmap volume node, with a display node.
 
     `detach` is for temporary files: the node keeps the data but forgets the file, so saving the
     scene writes it anew instead of pointing at a file that is about to be deleted. `read`: the
     file already read off the GUI thread (read_volume_detached): only added to the scene here.
+    `display=False` leaves out the default display node, whose automatic window/level scans every
+    voxel (~50 ms for 4 M voxels): for a caller that sets its own (show_anomaly_map).
     """
     path = Path(path)
     if read is not None and detach:
         node = scene.AddNode(read)
         node.SetName(name or path.name.split(".")[0])
-        node.CreateDefaultDisplayNodes()
+        if display:
+            node.CreateDefaultDisplayNodes()
         return node
     if not path.is_file():
         raise InputError(path, "volume file not found")
@@ -87,7 +90,8 @@ def load_volume(scene, path: Path, name: Optional[str] = None, *, labelmap: bool
     if detach:
         node.SetAndObserveStorageNodeID(None)
         scene.RemoveNode(storage)
-    node.CreateDefaultDisplayNodes()
+    if display:
+        node.CreateDefaultDisplayNodes()
     return node
 
 
@@ -252,9 +256,10 @@ def show_anomaly_map(scene, volume, display_max: float, display: DisplaySettings
     same reconstruction error everywhere.
     """
     dn = volume.GetDisplayNode()
-    if dn is None:
-        volume.CreateDefaultDisplayNodes()
-        dn = volume.GetDisplayNode()
+    if dn is None:  # made here with auto window/level off: the default one computes it from every voxel
+        dn = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+        dn.AutoWindowLevelOff()
+        volume.SetAndObserveDisplayNodeID(dn.GetID())
     dn.SetAndObserveColorNodeID(anomaly_colour_node(scene, display).GetID())
     dn.AutoWindowLevelOff()
     dn.SetWindowLevelMinMax(0.0, display_max)

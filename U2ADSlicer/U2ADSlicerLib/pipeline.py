@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Generator, Optional
 
 import slicer
 
@@ -191,8 +191,27 @@ def read_outputs(out_dir: Path) -> dict:
     }
 
 
-def load_detection(scene, out_dir: Path, volume, prefetched: Optional[dict] = None) -> DetectionOutputs:
-    """Nodes from a detection output folder, filed next to `volume` in the subject hierarchy."""
+def _node_ids(scene) -> set:
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+def run_steps(steps: Generator):
+    """Drive a step generator (load_steps, finish_steps) to its end in one call: batch mode and
+    tests. Returns the generator's return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def load_steps(scene, out_dir: Path, volume, prefetched: Optional[dict] = None, keep_to: Optional[Path] = None) -> Generator[None, None, DetectionOutputs]:
+    """load_detection one node group per step, so that the panel can run one step per event-loop
+    turn instead of stalling the GUI for the whole load (a generator; its return value is the
+    DetectionOutputs). Closing it before the end, or an error in a step, removes every node its
+    steps added: a cancelled load or a closed scene keeps nothing. `keep_to`: copy the output
+    files there in the last step, with the subject-hierarchy placement, so that only a complete
+    load keeps files."""
     out_dir = Path(out_dir)
     results.check_outputs(out_dir)
     summary = results.read_summary(out_dir)
@@ -200,15 +219,36 @@ def load_detection(scene, out_dir: Path, volume, prefetched: Optional[dict] = No
     display_max = float((saved.get("scoring") or {}).get("display_max", ScoringConfig().display_max))
     base = volume.GetName()
     prefetched = prefetched or {}
-    amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True, read=prefetched.get(results.ANOMALY_FILE))
-    mrml.show_anomaly_map(scene, amap, display_max)
-    candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates",
-                                              read=prefetched.get(results.CANDIDATES_FILE))
-    table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
-    chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
-    amap.SetAttribute(OUTPUT_ATTRIBUTE, "anomaly map")
-    folder = mrml.place_beside(scene, volume, [amap, candidates, table, chart, *tables, *series], RESULT_FOLDER_NAME)
-    return DetectionOutputs(amap, candidates, table, chart, summary, folder)
+    yield
+    before = _node_ids(scene)
+    try:
+        amap = mrml.load_volume(scene, out_dir / results.ANOMALY_FILE, f"{base} U2AD anomaly map", detach=True,
+                                read=prefetched.get(results.ANOMALY_FILE), display=False)
+        amap.SetAttribute(OUTPUT_ATTRIBUTE, "anomaly map")
+        yield
+        mrml.show_anomaly_map(scene, amap, display_max)
+        yield
+        candidates = mrml.candidates_segmentation(scene, out_dir / results.CANDIDATES_FILE, volume, f"{base} U2AD candidates",
+                                                  read=prefetched.get(results.CANDIDATES_FILE))
+        yield
+        table = mrml.scores_table(scene, summary, f"{base} U2AD segment scores")
+        yield
+        chart, tables, series = mrml.curve_chart(scene, summary, f"{base} U2AD AnoCurve")
+        yield
+        kept = keep_files(out_dir, keep_to) if keep_to is not None else None
+        folder = mrml.place_beside(scene, volume, [amap, candidates, table, chart, *tables, *series], RESULT_FOLDER_NAME)
+    except BaseException:  # GeneratorExit included: the load was stopped
+        for node_id in _node_ids(scene) - before:
+            node = scene.GetNodeByID(node_id)
+            if node is not None:
+                scene.RemoveNode(node)
+        raise
+    return DetectionOutputs(amap, candidates, table, chart, summary, folder, kept)
+
+
+def load_detection(scene, out_dir: Path, volume, prefetched: Optional[dict] = None) -> DetectionOutputs:
+    """Nodes from a detection output folder, filed next to `volume` in the subject hierarchy."""
+    return run_steps(load_steps(scene, out_dir, volume, prefetched))
 
 
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -234,17 +274,21 @@ def keep_files(out_dir: Path, destination: Path) -> Path:
     return Path(destination)
 
 
+def finish_steps(scene, job: DetectionJob, prefetched: Optional[dict] = None) -> Generator[None, None, DetectionOutputs]:
+    """finish_detection as load_steps' steps (the panel runs one per event-loop turn); the work
+    folder is removed when the steps end or are closed."""
+    try:
+        _raise_for(job)
+        keep_to = Path(job.settings.output_dir) / folder_name(job.inputs.volume.GetName()) if job.settings.output_dir else None
+        return (yield from load_steps(scene, job.out_dir, job.inputs.volume, prefetched, keep_to))
+    finally:
+        job.discard()
+
+
 def finish_detection(scene, job: DetectionJob, prefetched: Optional[dict] = None) -> DetectionOutputs:
     """After the worker ended: load its outputs (or raise its error / Cancelled), then clean up.
     `prefetched`: read_outputs(job.out_dir), done on a background thread."""
-    try:
-        _raise_for(job)
-        outputs = load_detection(scene, job.out_dir, job.inputs.volume, prefetched)
-        if job.settings.output_dir:
-            outputs.output_dir = keep_files(job.out_dir, Path(job.settings.output_dir) / folder_name(job.inputs.volume.GetName()))
-        return outputs
-    finally:
-        job.discard()
+    return run_steps(finish_steps(scene, job, prefetched))
 
 
 def process(
