@@ -58,7 +58,11 @@ def test_installing_packages_never_replaces_slicers_numpy_simpleitk_or_vtk(tmp_p
     constraints = dependencies.protected_constraints()
     assert f"numpy=={metadata.version('numpy')}" in constraints.splitlines()
     assert f"SimpleITK=={metadata.version('SimpleITK')}" in constraints.splitlines()
+    assert f"torch=={metadata.version('torch')}" in constraints.splitlines()  # monai must not pull another torch
     argv = dependencies.install_command("PythonSlicer", ("scipy", "scikit-image"), tmp_path / "c.txt")
     assert argv[:4] == ["PythonSlicer", "-m", "pip", "install"]
     assert argv[argv.index("--constraint") + 1] == str(tmp_path / "c.txt")
     assert "scipy>=1.10" in argv and "scikit-image>=0.21" in argv  # lower bounds, never unpinned names
+    # the cord segmentation's MONAI is probed and installed like the rest, under the same constraints
+    assert "monai" in dependencies.CORE_PACKAGES
+    assert "monai>=1.3" in dependencies.install_command("PythonSlicer", ("monai",), tmp_path / "c.txt")

@@ -25,12 +25,14 @@ CORE_PACKAGES: dict[str, str] = {
     "skimage": "scikit-image",
     "sklearn": "scikit-learn",
     "matplotlib": "matplotlib",
+    "monai": "monai",
 }
 
 # The oldest torch U2ADCore runs on (torch.amp, scaled_dot_product_attention, weights_only loads).
 MIN_TORCH = (2, 1)
-# Packages Slicer itself ships: never reinstalled or upgraded by the module, whatever pip resolves.
-PROTECTED = ("numpy", "SimpleITK", "vtk")
+# Packages Slicer itself ships, and the torch the PyTorch extension chose for this machine's GPU:
+# never reinstalled or upgraded by the module, whatever pip resolves (monai would pull a newer torch).
+PROTECTED = ("numpy", "SimpleITK", "vtk", "torch")
 
 _PROBE = r"""
 import importlib.util, json, shutil
@@ -150,6 +152,7 @@ PACKAGE_REQUIREMENTS: dict[str, str] = {
     "scikit-image": "scikit-image>=0.21",
     "scikit-learn": "scikit-learn>=1.3",
     "matplotlib": "matplotlib>=3.7",
+    "monai": "monai>=1.3",  # the cord segmentation's U-Net; pip takes the newest that fits the torch held
     "numpy": "numpy",  # only ever satisfied by the constraint: Slicer's own version
     "SimpleITK": "SimpleITK",
 }
@@ -176,8 +179,8 @@ def install_torch(confirm: Callable[[str], bool]) -> bool:
 
 
 def protected_constraints() -> str:
-    """A pip constraints file holding Slicer's own numpy, SimpleITK and vtk at their installed
-    versions, so installing U2ADCore's packages can never replace them."""
+    """A pip constraints file holding Slicer's own numpy, SimpleITK and vtk (and the installed torch)
+    at their installed versions, so installing U2ADCore's packages can never replace them."""
     from importlib import metadata
 
     lines = []
