@@ -19,6 +19,7 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "U2ADCore"))
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import u2adcore.scoring.segments as seg  # noqa: E402
 from u2adcore.scoring.curve import AnoCurve, anocurve  # noqa: E402
@@ -84,15 +85,10 @@ CONFIG_VARIANTS = [
 
 
 def evaluate(healthy, lesioned, contrast_of, cfg, fprs):
-    from u2adcore.evaluation.healthy import calibrate_healthy, rescore
-    rows = []
-    for subj in sorted({s.subject for s in healthy if s.subject != "phantom"}):
-        th = calibrate_healthy([s for s in healthy if s.subject != subj], cfg, **fprs)
-        for s in [h for h in healthy if h.subject == subj] + [les for les in lesioned if les.subject == subj]:
-            sc = rescore(s, cfg, th)
-            lesion = s.lesion if s.lesion is not None and s.lesion.any() else None
-            rows.append((lesion is not None, contrast_of.get(s.id), bool(sc.patient_positive), int(sc.labels.max()),
-                         bool(lesion is not None and sc.labels.max() > 0 and (lesion & (sc.labels > 0)).any())))
+    from verdict_benchmark import loso_rows
+
+    rows = [(r["lesion"], r["contrast"], r["yes"], r["n_candidates"], r["candidate_on_lesion"])
+            for r in loso_rows(healthy, lesioned, contrast_of, cfg, fprs)]
     h = [r for r in rows if not r[0]]
     out = {"healthy": f"{sum(not r[2] and r[3] == 0 for r in h)}/{len(h)}"}
     for c in (0.3, 0.5, 1.0):

@@ -33,6 +33,25 @@ CONTRASTS = (0.3, 0.5, 1.0)
 MODERATE = 0.5
 
 
+def loso_rows(healthy, lesioned, contrast_of: dict, cfg, fprs: dict) -> list[dict]:
+    """Every real subject's studies scored with thresholds calibrated (healthy-only rule) on the
+    other subjects' healthy studies and the phantoms: one row per study."""
+    from u2adcore.evaluation.healthy import calibrate_healthy, rescore
+
+    rows = []
+    for subj in sorted({s.subject for s in healthy if s.subject != "phantom"}):
+        th = calibrate_healthy([s for s in healthy if s.subject != subj], cfg, **fprs)
+        for s in [h for h in healthy if h.subject == subj] + [les for les in lesioned if les.subject == subj]:
+            sc = rescore(s, cfg, th)
+            lesion = s.lesion if s.lesion is not None and s.lesion.any() else None
+            on_lesion = bool(lesion is not None and sc.labels.max() > 0 and (lesion & (sc.labels > 0)).any())
+            rows.append({"id": s.id, "subject": subj, "lesion": lesion is not None, "contrast": contrast_of.get(s.id),
+                         "mask": "dilated" if "dilated" in s.id else "manual", "patient_score": sc.patient_score,
+                         "threshold": th.patient, "yes": bool(sc.patient_positive), "n_candidates": int(sc.labels.max()),
+                         "candidate_on_lesion": on_lesion})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -44,7 +63,7 @@ def main() -> int:
     from calibrate_default_model import FPRS, calibration_items
     from u2adcore.config import U2ADConfig
     from u2adcore.detect import detection_config
-    from u2adcore.evaluation.healthy import calibrate_healthy, infer_studies, rescore, wilson_interval
+    from u2adcore.evaluation.healthy import infer_studies, wilson_interval
     from u2adcore.methods.registry import get_method
 
     if args.pixel_fpr is None:
@@ -73,17 +92,7 @@ def main() -> int:
         cache.write_bytes(pickle.dumps((healthy, lesioned, contrast_of)))
     fprs = dict(FPRS, pixel_fpr=args.pixel_fpr)
 
-    rows = []
-    for subj in sorted({s.subject for s in healthy if s.subject != "phantom"}):
-        th = calibrate_healthy([s for s in healthy if s.subject != subj], cfg, **fprs)
-        for s in [h for h in healthy if h.subject == subj] + [les for les in lesioned if les.subject == subj]:
-            sc = rescore(s, cfg, th)
-            lesion = s.lesion if s.lesion is not None and s.lesion.any() else None
-            on_lesion = bool(lesion is not None and sc.labels.max() > 0 and (lesion & (sc.labels > 0)).any())
-            rows.append({"id": s.id, "subject": subj, "lesion": lesion is not None, "contrast": contrast_of.get(s.id),
-                         "mask": "dilated" if "dilated" in s.id else "manual", "patient_score": sc.patient_score,
-                         "threshold": th.patient, "yes": bool(sc.patient_positive), "n_candidates": int(sc.labels.max()),
-                         "candidate_on_lesion": on_lesion})
+    rows = loso_rows(healthy, lesioned, contrast_of, cfg, fprs)
 
     def frac(sel, key) -> str:
         k, n = sum(key(r) for r in sel), len(sel)
