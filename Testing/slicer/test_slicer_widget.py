@@ -37,6 +37,20 @@ def load_errsm(scene, subject, name="errsm_11"):
     return volume, cord
 
 
+def fill_inputs(ui, volume, cord, model, *, levels=None, mc=None, kept=None):
+    """Set a detection's inputs through the widgets, as a user does; `mc` also picks the CPU."""
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.cordSelector.setCurrentNode(cord)
+    if levels is not None:
+        ui.levelsSelector.setCurrentNode(levels)
+    ui.modelPathLineEdit.currentPath = str(model)
+    if mc is not None:
+        ui.mcSamplesSpinBox.value = mc
+        ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
+    if kept is not None:
+        ui.outputDirLineEdit.currentPath = str(kept)
+
+
 @pytest.mark.realdata
 def test_detect_button_runs_the_worker_and_loads_the_results(widget, errsm, tiny_model, tmp_path):
     scene = slicer.mrmlScene
@@ -45,13 +59,7 @@ def test_detect_button_runs_the_worker_and_loads_the_results(widget, errsm, tiny
     cord_file = mrml.export_cord(scene, cord, volume, tmp_path / "cord.nii.gz")
     levels = landmarks.load_levels_file(scene, subject["landmarks"], "bodies", subject["image"], cord_file, "T2 levels")
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.levelsSelector.setCurrentNode(levels)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
-    ui.mcSamplesSpinBox.value = 1
-    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
-    ui.outputDirLineEdit.currentPath = str(tmp_path / "kept")
+    fill_inputs(ui, volume, cord, tiny_model, levels=levels, mc=1, kept=tmp_path / "kept")
     node = parameters.get_parameter_node(scene)
     settings = parameters.read_settings(node)
     assert (settings.model_path, settings.mc_samples, settings.device) == (str(tiny_model), 1, "cpu")
@@ -81,11 +89,7 @@ def test_detect_button_runs_the_worker_and_loads_the_results(widget, errsm, tiny
 def _start_detection(widget, scene, errsm, tiny_model):
     volume, cord = load_errsm(scene, errsm["errsm_11"])
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
-    ui.mcSamplesSpinBox.value = 4
-    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
+    fill_inputs(ui, volume, cord, tiny_model, mc=4)
     click(ui.detectButton)
     job = widget._job
     assert job is not None, ui.statusLabel.text
@@ -419,9 +423,7 @@ def test_detect_writes_the_inputs_off_the_gui_thread(widget, errsm, tiny_model):
     scene = slicer.mrmlScene
     volume, cord = load_errsm(scene, errsm["errsm_11"])
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
+    fill_inputs(ui, volume, cord, tiny_model)
     click(ui.detectButton)
     job = widget._job
     assert not (job.workdir / "input" / "image.nii").exists() and not job.worker.started
@@ -464,11 +466,7 @@ def test_a_second_detection_reuses_the_warm_worker_and_its_model(widget, errsm, 
     scene = slicer.mrmlScene
     volume, cord = load_errsm(scene, errsm["errsm_11"])
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
-    ui.mcSamplesSpinBox.value = 1
-    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
+    fill_inputs(ui, volume, cord, tiny_model, mc=1)
     scores, pids = [], []
     for run in ("first", "second"):
         ui.outputDirLineEdit.currentPath = str(tmp_path / run)
@@ -529,12 +527,7 @@ def test_results_load_in_small_steps_over_several_event_loop_turns(widget, errsm
     record = _timed_loading(monkeypatch)
     volume, cord = load_errsm(scene, errsm["errsm_11"])
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
-    ui.mcSamplesSpinBox.value = 1
-    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
-    ui.outputDirLineEdit.currentPath = str(tmp_path / "kept")
+    fill_inputs(ui, volume, cord, tiny_model, mc=1, kept=tmp_path / "kept")
     click(ui.detectButton)
     assert wait_until(lambda: widget._job is None, 240), ui.statusLabel.text
     record["probe"].stop()
@@ -572,12 +565,7 @@ def test_stopping_while_the_results_load_keeps_nothing(widget, errsm, tiny_model
     record = _timed_loading(monkeypatch, lambda step: step == 3 and qt.QTimer.singleShot(0, stop_loading))
     volume, cord = load_errsm(scene, errsm["errsm_11"])
     ui = widget.ui
-    ui.inputVolumeSelector.setCurrentNode(volume)
-    ui.cordSelector.setCurrentNode(cord)
-    ui.modelPathLineEdit.currentPath = str(tiny_model)
-    ui.mcSamplesSpinBox.value = 1
-    ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
-    ui.outputDirLineEdit.currentPath = str(tmp_path / "kept")
+    fill_inputs(ui, volume, cord, tiny_model, mc=1, kept=tmp_path / "kept")
     click(ui.detectButton)
     job = widget._job
     assert wait_until(lambda: "while_loading" in stopped and widget._job is None, 240), ui.statusLabel.text
