@@ -52,6 +52,27 @@ def test_jsonl_mode_ends_with_done_and_the_output_paths(setup, tmp_path, capsys)
     assert doc["settings"]["inference"]["mc_samples"] == 2 and "patient_positive" in doc
 
 
+def test_a_fresh_detect_process_draws_its_report_beside_the_model(setup, tmp_path):
+    """A whole `u2ad detect` process (torch not yet imported) hands report.png to a forked child
+    (scoring/report_process.py); the folder comes out complete and the child does not outlive it."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "U2ADCore"), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "u2adcore", "--progress", "jsonl", *_detect_args(setup, tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _jsonl(proc.stdout)[-1]["event"] == "done"
+    png = sitk.ReadImage(str(tmp_path / "out" / "report.png"))
+    assert png.GetWidth() > 900 and png.GetHeight() > 600
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["anomaly_map.nii.gz", "error_map.nii.gz", "eu_map.nii.gz", "reconstruction.nii.gz", "candidates.nii.gz",
+         "curve.csv", "report.png", "result.json"])
+
+
 def test_a_checkpoint_whose_preset_does_not_match_its_weights_is_reported(setup, tmp_path, capsys):
     payload = torch.load(setup["ckpt"], weights_only=True)
     payload["config"]["model"]["preset"] = "small"  # tiny weights claiming to be the small network

@@ -58,3 +58,61 @@ def test_a_positive_study_gets_a_red_title(tmp_path):
         top = mpimg.imread(tmp_path / f"{name}.png")[:40, :, :3]
         red_rows.append(int(((top[..., 0] > 0.5) & (top[..., 1] < 0.2) & (top[..., 2] < 0.3)).sum()))
     assert red_rows[0] > 100 and red_rows[1] == 0
+
+
+def test_the_report_process_draws_the_same_png_as_this_process(tmp_path):
+    from u2adcore.scoring.report_process import ReportProcess
+
+    result = _result(True, Thresholds(patient=0.05, segment=0.06))
+    write_report(tmp_path / "here.png", result)
+    with ReportProcess() as reports:
+        reports.submit(tmp_path / "there.png", result)
+        reports.wait()
+        assert reports.fallback_reason is None  # drawn by the child, not by the fallback
+        reports.submit(tmp_path / "again.png", result)  # the child serves one study after another
+        reports.wait()
+    assert (tmp_path / "there.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+
+
+def test_a_dead_report_process_costs_nothing_but_time(tmp_path):
+    """If the child is gone, the report is drawn here: the outputs never depend on the child."""
+    from u2adcore.scoring.report_process import ReportProcess
+
+    result = _result(False, None)
+    reports = ReportProcess()
+    reports._proc.kill()
+    reports._proc.join()
+    reports.submit(tmp_path / "report.png", result)
+    reports.wait()
+    reports.close()
+    assert reports.fallback_reason is not None
+    assert mpimg.imread(tmp_path / "report.png").shape[1] > 900
+
+
+def test_a_report_that_cannot_be_drawn_is_an_error_here_too(tmp_path):
+    from u2adcore.scoring.report_process import ReportProcess
+
+    import dataclasses
+
+    broken = dataclasses.replace(_result(False, None), scored=None)
+    with ReportProcess() as reports:
+        reports.submit(tmp_path / "report.png", broken)
+        with pytest.raises(AttributeError):
+            reports.wait()
+        assert "AttributeError" in reports.fallback_reason  # the child's traceback, kept for the record
+    assert not (tmp_path / "report.png").exists()
+
+
+def test_no_report_process_once_torch_is_loaded():
+    """A process that already holds torch (a test run, Slicer's worker) has no import left to
+    overlap, and forking a multi-threaded interpreter is what we avoid."""
+    import sys
+
+    import torch  # noqa: F401
+
+    from u2adcore.scoring.report_process import report_process_if_useful
+
+    assert "torch" in sys.modules
+    with report_process_if_useful() as reports:
+        assert reports is None

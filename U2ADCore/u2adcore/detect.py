@@ -31,6 +31,7 @@ from .volume.preprocess import PreparedSlice, maps_to_volume, prepare_slices
 
 if TYPE_CHECKING:
     from .morphometry import Morphometry
+    from .scoring.report_process import ReportProcess
 
 MIN_ROI_PATCHES = 3  # fewer cannot be masked at r = 0.75 while leaving visible cord context
 
@@ -373,11 +374,13 @@ def write_detection(
     overwrite: bool = False,
     *,
     cancel: Optional[CancelToken] = None,
+    report_process: Optional["ReportProcess"] = None,
 ) -> dict[str, Path]:
     """Write every output of `result` into `out_dir` at once (see module docstring).
 
     A folder holding only our own output names is updated in place; one holding anything else is
-    refused (OutputExistsError) unless `overwrite`. Records the write time in `result.timings`.
+    refused (OutputExistsError) unless `overwrite`. With a `report_process`, report.png is drawn
+    there while the NIfTI files are written here. Records the write time in `result.timings`.
     Returns output name -> final path.
     """
     from .scoring.report import write_report
@@ -386,17 +389,24 @@ def write_detection(
     start = time.perf_counter()
     written: dict[str, str] = {}
     with staged_output_dir(out_dir, overwrite=overwrite, owned=OUTPUT_FILES) as stage:
-        for name in NIFTI_OUTPUTS:
-            if name in result.volumes:
-                if cancel is not None:
-                    cancel.check()
-                sitk.WriteImage(result.volumes[name], str(stage / f"{name}.nii.gz"), True)
-                written[name] = f"{name}.nii.gz"
-        (stage / CURVE_CSV).write_text(curve_csv(result))
-        written["curve"] = CURVE_CSV
-        if cancel is not None:
-            cancel.check()
-        write_report(stage / REPORT_PNG, result)
+        if report_process is not None:
+            report_process.submit(stage / REPORT_PNG, result)
+        try:
+            for name in NIFTI_OUTPUTS:
+                if name in result.volumes:
+                    if cancel is not None:
+                        cancel.check()
+                    sitk.WriteImage(result.volumes[name], str(stage / f"{name}.nii.gz"), True)
+                    written[name] = f"{name}.nii.gz"
+            (stage / CURVE_CSV).write_text(curve_csv(result))
+            written["curve"] = CURVE_CSV
+        finally:
+            if report_process is not None:
+                report_process.wait()  # also on an error, so the child is idle for the next study
+        if report_process is None:
+            if cancel is not None:
+                cancel.check()
+            write_report(stage / REPORT_PNG, result)
         written["report"] = REPORT_PNG
         result.timings["write"] = time.perf_counter() - start
         written["result"] = RESULT_JSON

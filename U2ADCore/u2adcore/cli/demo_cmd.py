@@ -69,18 +69,26 @@ def _copy_sample(stage: Path, with_lesion: bool) -> tuple[dict[str, Path], tuple
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..detect import check_output_folder
+    from ..scoring.report_process import report_process_if_useful
+
+    out = Path(args.out)
+    check_output_folder(out, (STUDY_DIR, DETECTION_DIR), args.overwrite)
+    with report_process_if_useful() as reports:  # forked before torch is imported (scoring/report_process.py)
+        return _run(args, out, reports)
+
+
+def _run(args: argparse.Namespace, out: Path, reports) -> int:
     import json
 
     from ..config import U2ADConfig
-    from ..detect import check_output_folder, detect_study, detection_config, write_detection
+    from ..detect import detect_study, detection_config, write_detection
     from ..io.atomic import staged_output_dir
     from ..io.study import load_study
     from ..methods.registry import get_method
     from ..scoring.segments import top_segment
     from .main import progress_callback
 
-    out = Path(args.out)
-    check_output_folder(out, (STUDY_DIR, DETECTION_DIR), args.overwrite)
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples = args.device, args.mc
     method = get_method("u2ad", config=cfg, checkpoint=args.model)
@@ -95,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     files = {role: out / STUDY_DIR / p.name for role, p in staged.items()}
     study = load_study(files["image"], files["cord"], levels=files["discs"], levels_kind="discs", lesion=files.get("lesion"), study_id=STEM)
     result = detect_study(study, method, cfg, progress=progress_callback(args))
-    outputs = write_detection(result, out / DETECTION_DIR, overwrite=args.overwrite)
+    outputs = write_detection(result, out / DETECTION_DIR, overwrite=args.overwrite, report_process=reports)
 
     top = top_segment(result.segments)
     if args.progress == "jsonl":

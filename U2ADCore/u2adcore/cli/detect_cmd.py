@@ -72,10 +72,9 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.manifest import read_manifest
-    from ..detect import OUTPUT_FILES, check_output_folder, detection_config
+    from ..detect import OUTPUT_FILES, check_output_folder
     from ..io.study import study_id_from_path
-    from ..methods.registry import get_method
-    from .main import progress_callback
+    from ..scoring.report_process import report_process_if_useful
 
     _check_args(args)
     if args.manifest:
@@ -85,6 +84,15 @@ def run(args: argparse.Namespace) -> int:
         entries = None
         out, allowed = Path(args.out or f"u2ad_{study_id_from_path(args.image)}"), list(OUTPUT_FILES)
     check_output_folder(out, allowed, args.overwrite)  # before any work: a refused folder costs nothing
+    with report_process_if_useful() as reports:  # forked now, before torch is imported (scoring/report_process.py)
+        return _run(args, entries, out, reports)
+
+
+def _run(args: argparse.Namespace, entries, out: Path, reports) -> int:
+    from ..detect import detection_config
+    from ..methods.registry import get_method
+    from .main import progress_callback
+
     cb = progress_callback(args)
     study, load = None, 0.0
     if entries is None:  # a bad input file is reported before the model is loaded
@@ -102,16 +110,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = detection_config(cfg, method)
     model_load = time.perf_counter() - start
     if entries is not None:
-        return _run_manifest(args, entries, out, method, cfg, cb, model_load)
-    return _run_single(args, study, load, out, method, cfg, cb, model_load)
+        return _run_manifest(args, entries, out, method, cfg, cb, model_load, reports)
+    return _run_single(args, study, load, out, method, cfg, cb, model_load, reports)
 
 
-def _run_single(args, study, load: float, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+def _run_single(args, study, load: float, out: Path, method, cfg: U2ADConfig, cb, model_load: float, reports) -> int:
     from ..detect import detect_study, write_detection
 
     result = detect_study(study, method, cfg, progress=cb)
     result.timings = {"model_load": model_load, "load": load, **result.timings}
-    outputs = write_detection(result, out, overwrite=args.overwrite)
+    outputs = write_detection(result, out, overwrite=args.overwrite, report_process=reports)
     _finish(args, {k: str(v) for k, v in outputs.items()}, _one_line(result, out))
     return 0
 
@@ -148,7 +156,7 @@ def _finish(args, outputs: dict, text: str) -> None:
         print(text, flush=True)
 
 
-def _run_manifest(args, entries, out: Path, method, cfg: U2ADConfig, cb, model_load: float) -> int:
+def _run_manifest(args, entries, out: Path, method, cfg: U2ADConfig, cb, model_load: float, reports) -> int:
     from ..detect import detect_study, write_detection
     from ..errors import InputError, OutputExistsError
     from ..io.atomic import write_text
@@ -164,7 +172,7 @@ def _run_manifest(args, entries, out: Path, method, cfg: U2ADConfig, cb, model_l
             load = time.perf_counter() - start
             result = detect_study(study, method, cfg, progress=None)
             result.timings = {"load": load, **result.timings}
-            write_detection(result, out / entry.id, overwrite=args.overwrite)
+            write_detection(result, out / entry.id, overwrite=args.overwrite, report_process=reports)
         except (InputError, OutputExistsError, FileNotFoundError) as exc:  # this study's problem, not the batch's
             print(f"u2ad: {entry.id}: {exc}", file=sys.stderr, flush=True)
             rows.append(_summary_row(entry.id, None, str(exc)))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -82,6 +84,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
+FAST_EXIT_COMMANDS = ("detect", "demo")  # they only leave finished, closed files behind
+
+
+def entry() -> None:
+    """The `u2ad` console script and `python -m u2adcore`: main(), then, after a command in
+    FAST_EXIT_COMMANDS, leave without the interpreter's teardown, which costs about 0.4 s once
+    torch is loaded (docs/DETECTION.md, "Speed"). Every output is written atomically and closed by
+    then; only the standard streams and logging still need flushing."""
+    argv = sys.argv[1:]
+    rc = main(argv)
+    if getattr(build_parser().parse_args(argv), "command", None) not in FAST_EXIT_COMMANDS:
+        sys.exit(rc)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 def _report(event: str, message: str, jsonl: bool) -> None:
     if jsonl:
         print(json.dumps({"event": event, "message": message}), flush=True)
@@ -90,4 +110,4 @@ def _report(event: str, message: str, jsonl: bool) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

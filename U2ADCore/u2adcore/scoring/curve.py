@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,8 @@ def _centreline_curve(amap: np.ndarray, roi: np.ndarray, spacing_mm: float, sigm
     arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(line, axis=0).T))]) * spacing_mm
     samples_mm = np.arange(0.0, arc[-1] + 1e-9, 1.0)
     samples = np.column_stack([np.interp(samples_mm, arc, line[:, 0]), np.interp(samples_mm, arc, line[:, 1])])
+    from scipy.spatial import cKDTree  # here: scipy.spatial's import (0.1 s) is paid only by this setting
+
     pix = np.argwhere(roi)
     nearest = cKDTree(samples).query(pix)[1]
     counts = np.bincount(nearest, minlength=len(samples))
