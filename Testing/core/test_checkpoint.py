@@ -21,7 +21,7 @@ from u2adcore.training.slices_data import SliceArrays, SliceInfo
 
 S = 32
 MC = model_config("tiny", img_size=S)
-FLAT_MARGIN = 0.95  # the shipped model's μ must beat the best flat fill by at least 5 %
+FLAT_MARGIN = 0.8  # the shipped model's μ must beat the best flat fill by at least 20 % (docs/MODEL.md: 34 % on errsm_24)
 
 
 def _data(n=8):
@@ -166,7 +166,9 @@ def test_the_shipped_model_loads_and_records_its_training_data():
     assert path.is_file(), f"{path} missing: run scripts/build_default_model.sh"
     assert path.stat().st_size < 20e6
     loaded = load_checkpoint(path)
-    assert loaded.config.model.preset == "compact" and loaded.config.model.intensity_norm == "visible_cord" and loaded.meta["complete"] and loaded.meta["weights_dtype"] == "float16"
+    m = loaded.config.model
+    assert m.preset == "compact" and m.intensity_norm == "visible_profile" and m.loss_erode == 1 and not m.anchor_visible
+    assert loaded.meta["complete"] and loaded.meta["weights_dtype"] == "float16"
     studies = loaded.training_data["studies"]
     assert {"errsm_11", "errsm_18", "errsm_21"} <= set(studies)
     assert not {"errsm_23", "errsm_24", "sct_example_data"} & set(studies)  # held back for evaluation

@@ -129,13 +129,17 @@ def test_masked_pixels_are_hidden_from_the_model():
     assert torch.allclose(a.edge, b.edge, atol=1e-6)
 
 
-def _norm_model(band=1):
+NORMS = ("visible_cord", "visible_profile")
+
+
+def _norm_model(norm="visible_cord", band=1):
     torch.manual_seed(0)
-    return EdgeMAE(model_config("tiny", img_size=S, context_band=band, intensity_norm="visible_cord")).eval()
+    return EdgeMAE(model_config("tiny", img_size=S, context_band=band, intensity_norm=norm, norm_window=4)).eval()
 
 
-def test_visible_cord_normalisation_makes_the_model_scale_equivariant():
-    model = _norm_model()
+@pytest.mark.parametrize("norm", NORMS)
+def test_visible_cord_normalisation_makes_the_model_scale_equivariant(norm):
+    model = _norm_model(norm)
     x, roi = _batch((4, 2, 0))
     x = x * 0.1  # headroom: the scaled outputs stay inside [0, 1], so nothing is clipped
     rp = roi_patches(roi, 8)
@@ -154,8 +158,9 @@ def test_visible_cord_normalisation_makes_the_model_scale_equivariant():
         model(x, rp, mask)
 
 
-def test_visible_cord_normalisation_never_reads_the_hidden_pixels():
-    model = _norm_model()
+@pytest.mark.parametrize("norm", NORMS)
+def test_visible_cord_normalisation_never_reads_the_hidden_pixels(norm):
+    model = _norm_model(norm)
     x, roi = _batch((4,))
     rp = roi_patches(roi, 8)
     mask = random_mask(rp, 0.75, torch.Generator().manual_seed(2))

@@ -64,6 +64,11 @@ def test_pretrain_settings_of_the_shipped_recipe_reach_the_checkpoint(phantoms, 
                  "--intensity-norm", "visible_cord", "--anchor-visible", "--mask-ratio", "0.5", "--noise-var", "0.0004"]) == 0
     cfg = load_checkpoint(out).config
     assert cfg.model.intensity_norm == "visible_cord" and cfg.model.anchor_visible and cfg.model.mask_ratio == 0.5 and cfg.train.noise_var == 0.0004
+    profiled = tmp_path / "profiled.pt"  # the shipped model's recipe (scripts/build_default_model.sh)
+    assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(profiled), *FAST,
+                 "--intensity-norm", "visible_profile", "--loss-erode", "1"]) == 0
+    cfg = load_checkpoint(profiled).config
+    assert cfg.model.intensity_norm == "visible_profile" and cfg.model.loss_erode == 1 and not cfg.model.anchor_visible
 
 
 def test_usage_errors(phantoms, tmp_path, capsys):

@@ -77,6 +77,18 @@ def test_segment_labels_follow_lesion_centroids_between_body_centres(phantom_stu
     assert insert_pseudo_lesions(no_levels, np.random.default_rng(3)).segment_labels == {}
 
 
+def test_with_partial_levels_lesions_stay_in_the_segments_that_are_scored(phantom_study):
+    bodies = phantom_study.levels.bodies
+    partial = dataclasses.replace(phantom_study, levels=dataclasses.replace(
+        phantom_study.levels, bodies={n: bodies[n] for n in ("C3", "C4", "C5")}))
+    assert partial.levels.unknown_segments == ("C2-C3", "C5-C6", "C6-C7", "C7-T1")
+    for seed in range(6):
+        result = insert_pseudo_lesions(partial, np.random.default_rng(seed), n_lesions=(2, 2))
+        for les in result.lesions:  # centred between the C3 and C5 bodies: the only scored rows
+            assert bodies["C5"][2] - 2.0 <= les.centroid[2] <= bodies["C3"][2] + 2.0
+        assert sorted(result.segment_labels) == ["C3-C4", "C4-C5"] and sum(result.segment_labels.values()) >= 1
+
+
 def test_neighbours_and_explicit_slices(phantom_study):
     cord = canonical(phantom_study.cord)
     mid = int(np.argmax(cord.sum(axis=(1, 2))))

@@ -54,8 +54,17 @@ class ModelConfig:
     # pixels is `norm_level`, and its image and edge outputs are scaled back. Every study then
     # looks alike to the network, and a network that predicts only a constant already gives the
     # flat visible-cord fill (docs/MODEL.md). None = the paper's plain [0, 1] input.
-    intensity_norm: Optional[Literal["visible_cord"]] = None
+    # "visible_profile": the same per image row, from the running median along the cord of the
+    # visible pixels of the cord eroded by `norm_erode` (±`norm_window` rows); it follows a bias
+    # field along the spine and keeps the partial-volume edge out of the level (model/intensity.py).
+    intensity_norm: Optional[Literal["visible_cord", "visible_profile"]] = None
     norm_level: float = 0.2
+    norm_window: int = 16
+    norm_erode: int = 1
+    # The reconstruction loss over the cord eroded by this many pixels (0: the whole cord, the
+    # paper's). The partial-volume ring is never scored (ScoringConfig.erode_px), and fitting it
+    # pulls the reconstruction of the cord's core towards CSF (docs/MODEL.md).
+    loss_erode: int = 0
     # With intensity_norm: rescale each reconstruction so that its visible cord pixels have the
     # median of the input's visible cord pixels (the network predicts them too). This removes the
     # level the network carries over from its training studies (docs/MODEL.md). Applied in eval
@@ -340,7 +349,8 @@ class PseudoAnomalyConfig:
     n_neighbours: int = 0  # slices either side of the mid-sagittal one that also get lesions
     # Correlation length of the lesion's Gaussian signal; 0 gives i.i.d. pixels (salt-and-pepper).
     texture_mm: float = 1.5
-    # With levels, centre lesions between the C2 and T1 body centres so each lands in a scored segment.
+    # With levels, centre lesions within the segments (C2-C3 … C7-T1) the levels can place, so each
+    # lands in a scored segment.
     within_levels: bool = True
 
 

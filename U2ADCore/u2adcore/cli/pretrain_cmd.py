@@ -34,11 +34,14 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=ModelConfig.preset, help="model size: tiny, small (default) or paper")
     p.add_argument("--context-band", type=_band, default=ModelConfig.context_band, metavar="N|none",
                    help="patches around the cord the model sees (none = the whole image; default %(default)s)")
-    p.add_argument("--intensity-norm", choices=("none", "visible_cord"), default="none",
+    p.add_argument("--intensity-norm", choices=("none", "visible_cord", "visible_profile"), default="none",
                    help="visible_cord: the network sees each slice scaled so its visible cord's median is the same "
-                   "in every study (docs/MODEL.md); none: the paper's [0, 1] input (default)")
+                   "in every study; visible_profile: the same per row, from the running median along the eroded "
+                   "visible cord (docs/MODEL.md); none: the paper's [0, 1] input (default)")
     p.add_argument("--anchor-visible", action="store_true",
-                   help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's median level")
+                   help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's level")
+    p.add_argument("--loss-erode", type=int, default=ModelConfig.loss_erode, metavar="PX",
+                   help="reconstruction loss over the cord eroded by PX pixels (default %(default)s: the whole cord, the paper's)")
     p.add_argument("--mask-ratio", type=float, default=ModelConfig.mask_ratio,
                    help="fraction of cord patches hidden per image (default %(default)s)")
     p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (25 epochs, x0.1 every 10)")
@@ -68,7 +71,7 @@ def config_from_args(args: argparse.Namespace):
     try:
         model = model_config(args.preset, context_band=args.context_band, mask_ratio=args.mask_ratio,
                              intensity_norm=None if args.intensity_norm == "none" else args.intensity_norm,
-                             anchor_visible=args.anchor_visible)
+                             anchor_visible=args.anchor_visible, loss_erode=args.loss_erode)
     except ValueError as exc:
         raise InputError("--preset", str(exc)) from exc
     train = apply_schedule(TrainConfig(), args.schedule)

@@ -142,15 +142,17 @@ def _insert_in_slice(image, cord, spacing_rc, stats: _SliceStats, n: int, cfg: P
 
 
 def _rows_in_scored_levels(study: Study, canon_img: sitk.Image, cord_slice: np.ndarray, i: int, cfg: PseudoAnomalyConfig) -> np.ndarray:
-    """Per canonical row: may a lesion be centred here? Between the C2 and T1 body centres
-    (S-I, at the cord's column) when the levels know both, so every lesion lands in a scored segment."""
+    """Per canonical row: may a lesion be centred here? Between the upper body centre of the first
+    and the lower body centre of the last segment (C2-C3 … C7-T1) the levels can place (S-I, at the
+    cord's column), so every lesion lands in a scored segment; anywhere without placeable levels."""
     n_rows = cord_slice.shape[0]
-    bodies = study.levels.bodies if study.levels is not None else {}
-    if not cfg.within_levels or "C2" not in bodies or "T1" not in bodies:
+    spans = [] if study.levels is None else [p for p in map(study.levels.segment_points, SEGMENTS) if p is not None]
+    if not cfg.within_levels or not spans:
         return np.ones(n_rows, bool)
+    top, bottom = max(float(p[0][2]) for p in spans), min(float(p[1][2]) for p in spans)
     col = float(np.argwhere(cord_slice)[:, 1].mean())
     z = np.array([canon_img.TransformContinuousIndexToPhysicalPoint((col, float(r), float(i)))[2] for r in range(n_rows)])
-    return (z <= bodies["C2"][2]) & (z >= bodies["T1"][2])
+    return (z <= top) & (z >= bottom)
 
 
 def _segment_labels(study: Study, centroids: Sequence[np.ndarray]) -> dict[str, int]:

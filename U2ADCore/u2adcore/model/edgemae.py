@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from .patches import dilate_patches, grid_size, patch_to_pixels, patchify, select_tokens, unpatchify
+from .intensity import median_over, row_profile, visible_core
 from .pos_embed import sincos_2d
 
 _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
@@ -139,32 +140,26 @@ class EdgeMAE(nn.Module):
             return torch.ones_like(roi_patches)
         return dilate_patches(roi_patches, self.cfg.context_band)
 
-    def _visible_cord(self, roi: Optional[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """[B, 1, H, W] unmasked cord pixels (the whole cord of an image with none visible)."""
+    def _visible(self, roi: Optional[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """[B, 1, H, W] the unmasked cord pixels the intensity level is estimated from."""
         if roi is None:
             raise ValueError("this model normalises by the visible cord: pass the pixel cord mask (roi=)")
-        visible = roi.bool() & ~patch_to_pixels(mask, self.cfg.patch_size)
-        return torch.where(visible.flatten(1).any(1)[:, None, None, None], visible, roi.bool())
+        erode_px = self.cfg.norm_erode if self.cfg.intensity_norm == "visible_profile" else 0
+        return visible_core(roi, patch_to_pixels(mask, self.cfg.patch_size), erode_px)
 
-    @staticmethod
-    def _median_over(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        """[B, 1, 1, 1] median of x over `where` per image (1 where empty); computed inside the
-        batch's bounding box of `where`, which is a few percent of the image for a cord."""
-        rows, cols = where.flatten(0, 1).any(0).any(1), where.flatten(0, 1).any(0).any(0)
-        if bool(rows.any()):
-            r, c = rows.nonzero()[:, 0], cols.nonzero()[:, 0]
-            box = (..., slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1))
-            x, where = x[box], where[box]
-        vals = torch.where(where, x.float(), torch.full_like(x, float("nan"), dtype=torch.float32)).flatten(1)
-        return vals.nanmedian(dim=1).values.nan_to_num(1.0).clamp_min(1e-3).reshape(-1, 1, 1, 1)
+    def _level(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """The cord level of x on the `visible` pixels: [B, 1, 1, 1] (`visible_cord`) or one per
+        row [B, 1, H, 1] (`visible_profile`); model/intensity.py says why."""
+        if self.cfg.intensity_norm == "visible_profile":
+            return row_profile(x, visible, self.cfg.norm_window)
+        return median_over(x, visible)
 
     def intensity_scale(self, x: torch.Tensor, roi: Optional[torch.Tensor], mask: torch.Tensor) -> Optional[torch.Tensor]:
-        """[B, 1, 1, 1] factor that brings the visible cord's median to `norm_level` (None: no
-        normalisation). Only unmasked cord pixels count, so the masked ones never leak in."""
+        """Factor (per image, or per image row) that brings the visible cord's level to `norm_level`
+        (None: no normalisation). Only unmasked cord pixels count, so the masked ones never leak in."""
         if self.cfg.intensity_norm is None:
             return None
-        med = self._median_over(x, self._visible_cord(roi, mask))
-        return (self.cfg.norm_level / med).to(x.dtype)
+        return (self.cfg.norm_level / self._level(x, self._visible(roi, mask))).to(x.dtype)
 
     def forward(self, x: torch.Tensor, roi_patches: torch.Tensor, mask: torch.Tensor,
                 roi: Optional[torch.Tensor] = None) -> EdgeMAEOutput:
@@ -177,8 +172,8 @@ class EdgeMAE(nn.Module):
             out = self._forward(x * scale, roi_patches, mask)
             image, edge = out.image / scale, out.edge / scale
             if self.cfg.anchor_visible and not self.training:  # a test-time calibration; training sees the raw output
-                visible = self._visible_cord(roi, mask)
-                ratio = (self._median_over(x, visible) / self._median_over(image, visible)).to(image.dtype)
+                visible = self._visible(roi, mask)
+                ratio = (self._level(x, visible) / self._level(image, visible)).to(image.dtype)
                 image = torch.where(patch_to_pixels(self.token_patches(roi_patches), self.cfg.patch_size), image * ratio, image)
             return EdgeMAEOutput(image=image.clamp(0.0, 1.0), edge=edge.clamp(0.0, 1.0))
         return self._forward(x, roi_patches, mask)
@@ -212,8 +207,10 @@ class EdgeMAE(nn.Module):
         return EdgeMAEOutput(image=unpatchify(image, p, c), edge=unpatchify(edge, p, c))
 
     def loss_weights(self, roi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, 1, H, W] float: 1 on ROI pixels of masked patches, the only pixels in the loss."""
-        return (roi & patch_to_pixels(mask, self.cfg.patch_size)).to(torch.float32)
+        """[B, 1, H, W] float: 1 on ROI pixels of masked patches, the only pixels in the loss (the
+        ROI eroded by `loss_erode` pixels where it survives: the edge ring is never scored)."""
+        core = visible_core(roi, torch.zeros_like(roi, dtype=torch.bool), self.cfg.loss_erode)
+        return (core & patch_to_pixels(mask, self.cfg.patch_size)).to(torch.float32)
 
     def loss(
         self,
