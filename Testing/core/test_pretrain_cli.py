@@ -78,6 +78,9 @@ def test_usage_errors(phantoms, tmp_path, capsys):
     assert "expected auto, cpu or cuda" in capsys.readouterr().err
     assert main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--preset", "huge"]) == 2
     assert "unknown model preset 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--loss-erode", "-1"])
+    assert "--loss-erode: expected 0 or more pixels, got -1" in capsys.readouterr().err
     assert main(["pretrain", "--manifest", str(phantoms), "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
     assert "study id 'phantom_000' is also listed" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
