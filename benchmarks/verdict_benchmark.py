@@ -10,7 +10,7 @@ calibrated leave-one-subject-out, exactly as scripts/calibrate_default_model.py 
 healthy-only rule, same phantoms): the held-out subject's studies are scored with thresholds
 from the other subjects' healthy studies only.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict [--model OTHER.pt]
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def main() -> int:
     ap.add_argument("--realspine", type=Path, default=REPO.parent / "shared/data/realspine")
     ap.add_argument("--mc", type=int, default=10)
     ap.add_argument("--pixel-fpr", type=float, default=None, help="default: the shipped calibration's")
+    ap.add_argument("--model", type=Path, default=None, help="a checkpoint to measure instead of the shipped model")
     args = ap.parse_args()
 
     from calibrate_default_model import FPRS, calibration_items
@@ -70,7 +71,7 @@ def main() -> int:
         args.pixel_fpr = FPRS["pixel_fpr"]
     cfg = U2ADConfig()
     cfg.inference.mc_samples, cfg.inference.device = args.mc, "cpu"
-    method = get_method("u2ad", config=cfg)
+    method = get_method("u2ad", config=cfg, checkpoint=args.model)
     model_sha = method.loaded.sha256
     method.thresholds = None
     cfg = detection_config(cfg, method)
@@ -100,7 +101,7 @@ def main() -> int:
         return f"{k}/{n} = {k / n:.0%} (95 % CI {lo:.0%}–{hi:.0%})" if n else "—"
 
     h = [r for r in rows if not r["lesion"]]
-    lines = [f"Shipped model sha256 {model_sha[:12]}, K = {args.mc}, leave-one-subject-out thresholds "
+    lines = [f"{'Shipped model' if args.model is None else args.model} sha256 {model_sha[:12]}, K = {args.mc}, leave-one-subject-out thresholds "
              f"(patient/segment FPR {fprs['patient_fpr']:g}, pixel FPR {fprs['pixel_fpr']:g}), "
              f"{len({r['subject'] for r in rows})} real subjects", "",
              "| studies | result |", "|---|---|",
