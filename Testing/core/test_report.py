@@ -85,9 +85,12 @@ def test_a_dead_report_process_costs_nothing_but_time(tmp_path):
     reports._proc.join()
     reports.submit(tmp_path / "report.png", result)
     reports.wait()
-    reports.close()
     assert reports.fallback_reason is not None
     assert mpimg.imread(tmp_path / "report.png").shape[1] > 900
+    reports.submit(tmp_path / "next.png", result)  # the next study of a batch: drawn here too, nothing sent
+    reports.wait()
+    reports.close()
+    assert reports.fallback_reason is not None and (tmp_path / "next.png").exists()
 
 
 def test_a_report_that_cannot_be_drawn_is_an_error_here_too(tmp_path):
@@ -101,7 +104,12 @@ def test_a_report_that_cannot_be_drawn_is_an_error_here_too(tmp_path):
         with pytest.raises(AttributeError):
             reports.wait()
         assert "AttributeError" in reports.fallback_reason  # the child's traceback, kept for the record
-    assert not (tmp_path / "report.png").exists()
+        # the child answered and is idle: the next study of a batch is drawn there again, and no
+        # stale answer or second copy of the failed job is left behind
+        reports.submit(tmp_path / "next.png", _result(False, None))
+        reports.wait()
+        assert reports.fallback_reason is None
+    assert not (tmp_path / "report.png").exists() and (tmp_path / "next.png").exists()
 
 
 def test_no_report_process_once_torch_is_loaded():

@@ -41,7 +41,6 @@ def _serve(conn) -> None:
     from .report import write_report
 
     _warm_up()
-
     while True:
         try:
             job = conn.recv()
@@ -66,16 +65,20 @@ class ReportProcess:
         self._proc.start()
         child.close()
         self._pending: Optional[tuple[Path, "DetectionResult"]] = None
+        self._gone: Optional[str] = None  # set once the child is dead: nothing more is sent to it
         self.fallback_reason: Optional[str] = None  # why the last report was drawn here instead
 
     def submit(self, path: Path, result: "DetectionResult") -> None:
         """Start drawing `result`'s report at `path`; the SimpleITK volumes stay here (the report
         does not read them, and they would only slow the hand-over)."""
         self._pending = (Path(path), result)
+        self.fallback_reason = self._gone
+        if self._gone is not None:
+            return
         try:
             self._conn.send((Path(path), dataclasses.replace(result, volumes={})))
         except (BrokenPipeError, OSError) as exc:
-            self.fallback_reason = f"report process unavailable ({exc})"
+            self._gone = self.fallback_reason = f"report process unavailable ({exc})"
 
     def wait(self) -> None:
         """Block until the submitted report is on disk, drawing it here if the child could not."""
@@ -85,7 +88,7 @@ class ReportProcess:
             try:
                 error = self._conn.recv()
             except (EOFError, OSError) as exc:
-                error = f"report process died ({exc!r})"
+                error = self._gone = f"report process died ({exc!r})"
             if error is None:
                 return
             self.fallback_reason = error
