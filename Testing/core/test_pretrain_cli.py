@@ -69,6 +69,12 @@ def test_pretrain_settings_of_the_shipped_recipe_reach_the_checkpoint(phantoms, 
                  "--intensity-norm", "visible_profile", "--loss-erode", "1"]) == 0
     cfg = load_checkpoint(profiled).config
     assert cfg.model.intensity_norm == "visible_profile" and cfg.model.loss_erode == 1 and not cfg.model.anchor_visible
+    scanners = tmp_path / "scanners.pt"  # the scanner-difference augmentation and the patch size (docs/MODEL.md)
+    assert main(["--progress", "none", "pretrain", "--manifest", str(phantoms), "--out", str(scanners), *FAST,
+                 "--gamma", "0.7", "1.4", "--bias-field", "0.3", "--blur-sigma", "1", "--patch-size", "4"]) == 0
+    loaded = load_checkpoint(scanners)
+    assert loaded.config.train.gamma == (0.7, 1.4) and loaded.config.train.bias_field == 0.3 and loaded.config.train.blur_sigma == 1.0
+    assert loaded.config.model.patch_size == 4 and loaded.model.cfg.patch_size == 4
 
 
 def test_usage_errors(phantoms, tmp_path, capsys):
@@ -81,6 +87,14 @@ def test_usage_errors(phantoms, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--loss-erode", "-1"])
     assert "--loss-erode: expected 0 or more pixels, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--blur-sigma", "-0.5"])
+    assert "--blur-sigma: expected 0 or more, got -0.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--gamma", "0", "1"])
+    assert "--gamma: expected a positive number, got 0" in capsys.readouterr().err
+    assert main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--gamma", "1.2", "0.8"]) == 2
+    assert "--gamma" in capsys.readouterr().err
     assert main(["pretrain", "--manifest", str(phantoms), "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), *FAST]) == 2
     assert "study id 'phantom_000' is also listed" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()

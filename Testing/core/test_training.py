@@ -14,7 +14,7 @@ from u2adcore.model.edgemae import EdgeMAE
 from u2adcore.model.masking import RandomMasking
 from u2adcore.model.presets import model_config
 from u2adcore.progress import CancelToken
-from u2adcore.training.augment import augment
+from u2adcore.training.augment import augment, gaussian_blur, scanner
 from u2adcore.training.loop import RunInfo, epoch_batches, loss_curve_paths, train
 from u2adcore.training.slices_data import SliceArrays, SliceInfo
 
@@ -76,6 +76,44 @@ def test_augment_stays_in_range_and_changes_the_image():
     assert 0.08 < resid < 0.3  # noise std sqrt(0.02) = 0.14 before re-normalisation
     quiet = augment(x, TrainConfig(noise_var=0.0, brightness=(1, 1), contrast=(1, 1)), torch.Generator().manual_seed(0))
     assert torch.allclose(quiet, (x - x.amin((1, 2, 3), True)) / (x.amax((1, 2, 3), True) - x.amin((1, 2, 3), True)), atol=1e-6)
+
+
+def test_scanner_augmentation_is_off_by_default_and_then_draws_no_random_numbers():
+    x = torch.from_numpy(tiny_data(4).images)
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    assert torch.equal(scanner(x, TrainConfig(), gen), x) and torch.equal(gen.get_state(), state)
+
+
+def test_gaussian_blur_matches_scipy_per_image():
+    from scipy.ndimage import gaussian_filter
+
+    x = torch.from_numpy(tiny_data(3).images)
+    sigmas = torch.tensor([0.0, 1.0, 2.0])
+    y = gaussian_blur(x, sigmas).numpy()
+    assert np.array_equal(y[0, 0], x[0, 0].numpy())  # sigma 0: unchanged
+    for i in (1, 2):  # same kernel radius (3 x the largest sigma) and the same mirrored border
+        expected = gaussian_filter(x[i, 0].numpy().astype(np.float64), float(sigmas[i]), mode="mirror", truncate=6.0 / float(sigmas[i]))
+        assert np.abs(y[i, 0] - expected).max() < 1e-5
+
+
+def test_gamma_and_bias_field_do_what_they_say():
+    x = torch.from_numpy(tiny_data(4).images)
+    squared = scanner(x, TrainConfig(gamma=(2.0, 2.0)), torch.Generator().manual_seed(0))
+    assert torch.allclose(squared, x ** 2, atol=1e-6)
+    biased = scanner(x, TrainConfig(bias_field=0.3), torch.Generator().manual_seed(0))
+    again = scanner(x, TrainConfig(bias_field=0.3), torch.Generator().manual_seed(0))
+    assert torch.equal(biased, again)  # seeded: the same field
+    for i in range(4):  # log(y / x) is a plane a*u + b*v over the image with |a|, |b| <= 0.3
+        keep = ((x[i, 0] > 0.05) & (biased[i, 0] < 1.0)).numpy()
+        u, v = np.meshgrid(np.linspace(-1, 1, S), np.linspace(-1, 1, S), indexing="ij")
+        design = np.stack([u[keep], v[keep]], axis=1)
+        target = np.log(biased[i, 0].numpy()[keep] / x[i, 0].numpy()[keep])
+        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        assert np.abs(design @ coef - target).max() < 1e-4 and np.all(np.abs(coef) <= 0.3 + 1e-6)
+        assert np.abs(coef).max() > 1e-3
+    out = augment(x, TrainConfig(gamma=(0.7, 1.4), bias_field=0.3, blur_sigma=1.0), torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_progress_events_and_loss_curve(tmp_path):

@@ -87,6 +87,14 @@ class TrainConfig:
     noise_var: float = 0.02
     brightness: tuple[float, float] = (0.8, 1.2)
     contrast: tuple[float, float] = (0.8, 1.2)
+    # Scanner differences (docs/MODEL.md), all off by default (the paper has none): an image
+    # gamma drawn from `gamma` (contrast between tissues), a smooth multiplicative bias field
+    # exp(a·u + b·v) with |a|, |b| up to `bias_field` over the image (coil sensitivity), and a
+    # Gaussian blur of up to `blur_sigma` pixels (a coarser acquisition resampled to the grid,
+    # which widens the partial-volume rim at the cord's edge).
+    gamma: tuple[float, float] = (1.0, 1.0)
+    bias_field: float = 0.0
+    blur_sigma: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # only ever used on CUDA

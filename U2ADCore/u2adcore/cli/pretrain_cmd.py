@@ -24,6 +24,20 @@ def _pixels(value: str) -> int:
     return n
 
 
+def _nonnegative(value: str) -> float:
+    x = float(value)
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return x
+
+
+def _positive(value: str) -> float:
+    x = float(value)
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return x
+
+
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         name,
@@ -49,6 +63,8 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's level")
     p.add_argument("--loss-erode", type=_pixels, default=ModelConfig.loss_erode, metavar="PX",
                    help="reconstruction loss over the cord eroded by PX pixels (default %(default)s: the whole cord, the paper's)")
+    p.add_argument("--patch-size", type=int, default=ModelConfig.patch_size, metavar="PX",
+                   help="side of the square patches the image is cut into (default %(default)s; must divide the image size)")
     p.add_argument("--mask-ratio", type=float, default=ModelConfig.mask_ratio,
                    help="fraction of cord patches hidden per image (default %(default)s)")
     p.add_argument("--schedule", default="paper", help="paper (200 epochs, lr x0.1 every 50) or cpu (25 epochs, x0.1 every 10)")
@@ -62,6 +78,12 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="train without intensity augmentation")
     p.add_argument("--noise-var", type=float, default=None,
                    help="variance of the augmentation noise (default: 0.02 for u2ad as in the paper, 0.001 for itermask)")
+    p.add_argument("--gamma", type=_positive, nargs=2, default=TrainConfig.gamma, metavar=("LO", "HI"),
+                   help="augmentation: image gamma drawn from [LO, HI] (tissue contrast of other scanners; default off)")
+    p.add_argument("--bias-field", type=_nonnegative, default=TrainConfig.bias_field, metavar="A",
+                   help="augmentation: smooth bias field exp(a·u + b·v), |a|, |b| <= A over the image (default off)")
+    p.add_argument("--blur-sigma", type=_nonnegative, default=TrainConfig.blur_sigma, metavar="PX",
+                   help="augmentation: Gaussian blur of up to PX pixels (coarser acquisitions; default off)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--ship", action="store_true", help="finish with float16 weights and no optimizer state (a shippable model)")
@@ -78,13 +100,17 @@ def config_from_args(args: argparse.Namespace):
     try:
         model = model_config(args.preset, context_band=args.context_band, mask_ratio=args.mask_ratio,
                              intensity_norm=None if args.intensity_norm == "none" else args.intensity_norm,
-                             anchor_visible=args.anchor_visible, loss_erode=args.loss_erode)
+                             anchor_visible=args.anchor_visible, loss_erode=args.loss_erode,
+                             patch_size=args.patch_size)
     except ValueError as exc:
         raise InputError("--preset", str(exc)) from exc
+    if args.gamma[0] > args.gamma[1]:
+        raise InputError("--gamma", f"the range must be LO HI with LO <= HI, got {args.gamma[0]} {args.gamma[1]}")
     train = apply_schedule(TrainConfig(), args.schedule)
     train = dataclasses.replace(
         train, batch_size=args.batch_size, lr=args.lr, n_slices=args.n_slices, seed=args.seed, device=args.device,
         amp=not args.no_amp, augment=not args.no_augment, epochs=args.epochs or train.epochs,
+        gamma=tuple(args.gamma), bias_field=args.bias_field, blur_sigma=args.blur_sigma,
     )
     if args.noise_var is not None or args.method == "itermask":
         from ..training.itermask import NOISE_VAR
