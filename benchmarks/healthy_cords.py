@@ -85,10 +85,35 @@ def healthy_slices(realspine: Path, subjects: Optional[tuple[str, ...]] = None, 
     return out
 
 
-def with_pseudo_lesion(s: SliceStudy, rng: np.random.Generator, contrast: float) -> Optional[SliceStudy]:
-    """A copy with 1-2 pseudo-lesions in the scored slice at `contrast` x their inserted signal
-    (1 = between cord and CSF as data.pseudo draws it), placed with the manual mask; None when the
-    slice has no CSF brighter than the cord to draw lesion signal from."""
+def at_gap_fraction(healthy, lesioned, i: int, fraction: float):
+    """`lesioned` with slice i's lesion rescaled so that its mean rise over `healthy` is `fraction`
+    of that slice's cord-CSF gap (texture kept)."""
+    import SimpleITK as sitk
+
+    from u2adcore.config import PseudoAnomalyConfig
+    from u2adcore.data.confounds import lesion_at_fraction
+    from u2adcore.data.pseudo import slice_stats
+    from u2adcore.volume.orientation import from_canonical, to_canonical
+
+    canon = to_canonical(healthy.image)
+    h = sitk.GetArrayFromImage(canon)
+    out = sitk.GetArrayFromImage(to_canonical(lesioned.image))
+    les = sitk.GetArrayFromImage(to_canonical(lesioned.lesion)) > 0
+    cord = sitk.GetArrayFromImage(to_canonical(healthy.cord)) > 0
+    st = slice_stats(h[i], cord[i], (canon.GetSpacing()[1], canon.GetSpacing()[0]), PseudoAnomalyConfig().csf_ring_mm, healthy.id)
+    out[i] = lesion_at_fraction(h[i], out[i], les[i], st.csf_mean - st.cord_mean, fraction)
+    img = sitk.GetImageFromArray(out)
+    img.CopyInformation(canon)
+    return dataclasses.replace(lesioned, image=from_canonical(img, healthy.image))
+
+
+def with_pseudo_lesion(s: SliceStudy, rng: np.random.Generator, contrast: float, gap: bool = False) -> Optional[SliceStudy]:
+    """A copy with 1-2 pseudo-lesions in the scored slice, placed with the manual mask; None when
+    the slice has no CSF brighter than the cord to draw lesion signal from.
+
+    gap=False: at `contrast` x their inserted signal (1 = a mean drawn uniformly between cord and
+    CSF, as data.pseudo draws it, so 0.5 gives 0-50 % of the cord-CSF gap). gap=True: each lesion
+    set's mean rise is exactly `contrast` of the slice's cord-CSF gap (texture kept)."""
     from u2adcore.data.pseudo import insert_pseudo_lesions
     from u2adcore.errors import InputError
 
@@ -97,8 +122,11 @@ def with_pseudo_lesion(s: SliceStudy, rng: np.random.Generator, contrast: float)
         pseudo = insert_pseudo_lesions(manual, rng, n_lesions=(1, 2), slices=[s.slice_index])
     except InputError:
         return None
-    image = manual.image + (pseudo.study.image - manual.image) * float(contrast)
-    study = dataclasses.replace(pseudo.study, image=image, id=s.study.id + f"_lesion{contrast:g}")
+    if gap:
+        study = at_gap_fraction(manual, pseudo.study, s.slice_index, contrast)
+    else:
+        study = dataclasses.replace(pseudo.study, image=manual.image + (pseudo.study.image - manual.image) * float(contrast))
+    study = dataclasses.replace(study, id=s.study.id + f"_lesion{contrast:g}")
     if s.mask == "dilated":
         study = dilated(study)
     return SliceStudy(study, s.slice_index, s.subject, s.mask, manual)

@@ -4,7 +4,7 @@ Reuses benchmarks/verdict_benchmark.py's cache (run that first with the same --o
 recalibrates the thresholds leave-one-subject-out with the healthy-only rule and scores the held-out
 subject, so each row is what the shipped model would give with that scoring.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sensitivity_variants.py --out /tmp/verdict
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sensitivity_variants.py --out /tmp/verdict [--lesions scaled]
 """
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ VARIANTS = [
     ("AnoCurve smoothed along cord, sigma 3 mm", {"curve_sigma": 3.0}),
     ("AnoCurve smoothed along cord, sigma 5 mm", {"curve_sigma": 5.0}),
     ("AnoCurve = mean of top half across width", {"reduce": "tophalf"}),
+    ("AnoCurve = median across width", {"reduce": "0.5"}),
     ("AnoCurve = 75th percentile across width", {"reduce": "0.75"}),
     ("AnoCurve = 90th percentile across width", {"reduce": "0.9"}),
     ("top half + sigma 3 mm", {"reduce": "tophalf", "curve_sigma": 3.0}),
@@ -85,13 +86,15 @@ CONFIG_VARIANTS = [
 
 
 def evaluate(healthy, lesioned, contrast_of, cfg, fprs):
+    """Counts of one scoring: healthy quiet, then "yes" and a candidate on the lesion per cohort
+    (keys yes<c> / cand<c> for each contrast c of the cache, faint to strong)."""
     from verdict_benchmark import loso_rows
 
     rows = [(r["lesion"], r["contrast"], r["yes"], r["n_candidates"], r["candidate_on_lesion"])
             for r in loso_rows(healthy, lesioned, contrast_of, cfg, fprs)]
     h = [r for r in rows if not r[0]]
     out = {"healthy": f"{sum(not r[2] and r[3] == 0 for r in h)}/{len(h)}"}
-    for c in (0.3, 0.5, 1.0):
+    for c in sorted(set(contrast_of.values())):
         sel = [r for r in rows if r[0] and r[1] == c]
         out[f"yes{c:g}"] = f"{sum(r[2] for r in sel)}/{len(sel)}"
         out[f"cand{c:g}"] = f"{sum(r[4] for r in sel)}/{len(sel)}"
@@ -139,7 +142,8 @@ def map_score_rows(healthy, lesioned, contrast_of, fprs):
     rows += [(f"patient score = largest component sum, pixel FPR {f:g}, min 6 px, map sigma {g} px", component(g, 6), f, g)
              for g in (0, 1) for f in (0.01, 0.03)]
     for name, score, pixel_fpr, sigma in rows:
-        counts = {"h": [0, 0], 0.3: [0, 0], 0.5: [0, 0], 1.0: [0, 0]}
+        faint, moderate, strong = sorted(set(contrast_of.values()))
+        counts = {"h": [0, 0], faint: [0, 0], moderate: [0, 0], strong: [0, 0]}
         for subj in subjects:
             cal, held = folds[subj]
             pixel = None
@@ -152,21 +156,59 @@ def map_score_rows(healthy, lesioned, contrast_of, fprs):
                 counts[key][0] += (not yes) if key == "h" else yes
                 counts[key][1] += 1
         c = {k: f"{v[0]}/{v[1]}" for k, v in counts.items()}
-        print(f"| {name} | {pixel_fpr if pixel_fpr is not None else '—'} | {c['h']} (\"no\") | {c[0.3]} | {c[0.5]} | — | {c[1.0]} | — |", flush=True)
+        print(f"| {name} | {pixel_fpr if pixel_fpr is not None else '—'} | {c['h']} (\"no\") | {c[faint]} | {c[moderate]} | — | {c[strong]} | — |", flush=True)
+
+
+def predictor_rows(healthy, lesioned, contrast_of, fprs):
+    """The default scoring (erode 2) with the prediction swapped: the running median along the cord
+    (methods.robust, no model), and the mean of mu and it; thresholds recalibrated as above."""
+    import dataclasses
+
+    from u2adcore.config import BaselineConfig, U2ADConfig
+    from u2adcore.methods.base import MethodMaps
+    from u2adcore.methods.robust import running_median_prediction
+
+    window = int(round(BaselineConfig().runmedian_window_mm / U2ADConfig().preprocess.spacing_mm))  # as --method runmedian
+
+    def swapped(studies, w_mu):
+        out = []
+        for s in studies:
+            pred = w_mu * s.maps.recon + (1.0 - w_mu) * running_median_prediction(s.image, s.roi, window)
+            res = np.where(s.roi, s.image - pred, 0).astype(np.float32)
+            out.append(dataclasses.replace(s, maps=MethodMaps(error=np.abs(res), recon=pred, residual=res)))
+        return out
+
+    for name, w_mu in (("prediction = running median along the cord (no model)", 0.0), ("prediction = (mu + running median) / 2", 0.5)):
+        r = evaluate(swapped(healthy, w_mu), swapped(lesioned, w_mu), contrast_of, U2ADConfig(), fprs)
+        keys = sorted({k[3:] for k in r if k.startswith("yes")}, key=float)
+        print(f"| {name} | {fprs['pixel_fpr']:g} | {r['healthy']} | {r['yes' + keys[0]]} | {r['yes' + keys[1]]} | {r['cand' + keys[1]]} | "
+              f"{r['yes' + keys[2]]} | {r['cand' + keys[2]]} |", flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--lesions", choices=("gap", "scaled"), default="gap", help="the lesion cohorts of verdict_benchmark.py")
+    ap.add_argument("--model", type=Path, default=None, help="the checkpoint whose cached inference to rescore (default: the shipped model)")
+    ap.add_argument("--lesion-draws", type=int, default=3, help="as verdict_benchmark.py (default %(default)s)")
     args = ap.parse_args()
     import dataclasses
 
     from calibrate_default_model import FPRS
     from u2adcore.config import U2ADConfig
-    cache = sorted(args.out.glob("inferred_*_k*.pkl"))[-1]
+    from u2adcore.resources import default_model_path
+    from u2adcore.training.checkpoint import file_sha256
+
+    sha = file_sha256(args.model or default_model_path())[:12]
+    cache = args.out / f"inferred_{sha}_k10_{args.lesions}_seed11x{args.lesion_draws}.pkl"
+    if not cache.is_file():
+        print(f"{cache}: not found; run benchmarks/verdict_benchmark.py --out {args.out} --lesions {args.lesions} "
+              f"--lesion-draws {args.lesion_draws} first", file=sys.stderr)
+        return 2
     healthy, lesioned, contrast_of = pickle.loads(cache.read_bytes())
+    faint, moderate, strong = (f"{c:g}" for c in sorted(set(contrast_of.values())))
     print(f"cache {cache.name}")
-    print("| variant | pixel FPR | healthy quiet | c0.3 yes | c0.5 yes | c0.5 cand on lesion | c1.0 yes | c1.0 cand on lesion |")
+    print(f"| variant | pixel FPR | healthy quiet | c{faint} yes | c{moderate} yes | c{moderate} cand on lesion | c{strong} yes | c{strong} cand on lesion |")
     print("|---|---|---|---|---|---|---|---|")
     pixel_fpr = FPRS["pixel_fpr"]
     variants = [(n, {}, kw, pixel_fpr) for n, kw in VARIANTS] + [(n, over, {}, pixel_fpr) for n, over in CONFIG_VARIANTS]
@@ -176,8 +218,10 @@ def main() -> int:
         cfg.scoring = dataclasses.replace(cfg.scoring, **dict({"erode_px": 1}, **over))
         seg.slice_map, seg.anocurve = patched(**kw)
         r = evaluate(healthy, lesioned, contrast_of, cfg, dict(FPRS, pixel_fpr=fpr))
-        print(f"| {n} | {fpr:g} | {r['healthy']} | {r['yes0.3']} | {r['yes0.5']} | {r['cand0.5']} | {r['yes1']} | {r['cand1']} |", flush=True)
+        print(f"| {n} | {fpr:g} | {r['healthy']} | {r['yes' + faint]} | {r['yes' + moderate]} | {r['cand' + moderate]} | "
+              f"{r['yes' + strong]} | {r['cand' + strong]} |", flush=True)
     seg.slice_map, seg.anocurve = _orig_slice_map, _orig_anocurve
+    predictor_rows(healthy, lesioned, contrast_of, FPRS)
     map_score_rows(healthy, lesioned, contrast_of, FPRS)
     return 0
 

@@ -42,12 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "U2ADCore"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from u2adcore.config import AdaptConfig, DAEConfig, EvaluationConfig, PseudoAnomalyConfig, TrainConfig, U2ADConfig  # noqa: E402
+from u2adcore.config import AdaptConfig, DAEConfig, EvaluationConfig, TrainConfig, U2ADConfig  # noqa: E402
 from u2adcore.evaluation import benchmark as bm  # noqa: E402
 from u2adcore.evaluation.calibrate import Truth  # noqa: E402
 from u2adcore.io.atomic import write_text  # noqa: E402
 
 import pseudo_benchmark as pb  # noqa: E402  (the studies, the DAE and the random initialisation it shares)
+from healthy_cords import at_gap_fraction  # noqa: E402
 
 ERRSM = {"dir": "sct_2014_errsm/{}", "image": "t2.nii.gz", "cord": "t2_manual_segmentation.nii.gz",
          "levels": "t2_landmarks_C2_T2_center.nii.gz"}
@@ -108,26 +109,6 @@ def faded(healthy, lesioned, contrast: float):
     return dataclasses.replace(lesioned, image=healthy.image + sitk.Cast(lesioned.image - healthy.image, sitk.sitkFloat32) * float(contrast))
 
 
-def faint(healthy, lesioned, i: int, fraction: float):
-    """`lesioned` with slice i's lesion rescaled to `fraction` of that slice's cord-CSF gap."""
-    import SimpleITK as sitk
-
-    from u2adcore.data.confounds import lesion_at_fraction
-    from u2adcore.data.pseudo import slice_stats
-    from u2adcore.volume.orientation import from_canonical, to_canonical
-
-    canon = to_canonical(healthy.image)
-    h = sitk.GetArrayFromImage(canon)
-    out = sitk.GetArrayFromImage(to_canonical(lesioned.image))
-    les = sitk.GetArrayFromImage(to_canonical(lesioned.lesion)) > 0
-    cord = sitk.GetArrayFromImage(to_canonical(healthy.cord)) > 0
-    st = slice_stats(h[i], cord[i], (canon.GetSpacing()[1], canon.GetSpacing()[0]), PseudoAnomalyConfig().csf_ring_mm, healthy.id)
-    out[i] = lesion_at_fraction(h[i], out[i], les[i], st.csf_mean - st.cord_mean, fraction)
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(canon)
-    return dataclasses.replace(lesioned, image=from_canonical(img, healthy.image))
-
-
 def build_variant(variant: str, bases: dict, args, log) -> list[bm.BenchStudy]:
     """The study set of one variant ("plain" or "confounded"), seeded per subject."""
     import SimpleITK as sitk
@@ -160,7 +141,7 @@ def build_variant(variant: str, bases: dict, args, log) -> list[bm.BenchStudy]:
                 lesioned, group = faded(healthy, lesioned, contrast), f"contrast {contrast:g}"
             elif n_pairs % 2 == 0:
                 fraction = float(rng.uniform(0.1, 0.4))
-                lesioned, group = faint(healthy, lesioned, i, fraction), "faint (10-40 % of gap)"
+                lesioned, group = at_gap_fraction(healthy, lesioned, i, fraction), "faint (10-40 % of gap)"
             else:
                 group = "as inserted"
             if variant == "confounded":

@@ -4,17 +4,19 @@ with no candidates on healthy real cords, and "yes" on cords with moderate pseud
 The shipped model as is (no adaptation), its default scoring, K = 10. Studies: the real healthy
 cords of benchmarks/healthy_cords.py (errsm_23, errsm_24, sct_example + its sct_testing crop,
 TPTBox; several slices; manual masks and masks dilated by one voxel), each slice also with 1-2
-pseudo-lesions at contrasts 0.3, 0.5 ("moderate") and 1.0 x the inserted cord-to-CSF signal.
+pseudo-lesions whose mean rise is 15 %, 25 % ("moderate") and 50 % of the slice's cord-CSF gap
+(`--lesions scaled`: the previous cohorts, 0.3 / 0.5 / 1.0 x a signal drawn between cord and CSF).
 These are the subjects the shipped thresholds were calibrated on, so the thresholds here are
 calibrated leave-one-subject-out, exactly as scripts/calibrate_default_model.py does (same
 healthy-only rule, same phantoms): the held-out subject's studies are scored with thresholds
 from the other subjects' healthy studies only.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict [--model OTHER.pt]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict [--model OTHER.pt] [--lesions scaled]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 import sys
@@ -29,8 +31,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from healthy_cords import healthy_slices, with_pseudo_lesion  # noqa: E402
 
-CONTRASTS = (0.3, 0.5, 1.0)
-MODERATE = 0.5
+# Lesion cohorts per definition (--lesions). "gap": each lesion's mean rise is that fraction of
+# its slice's cord-CSF gap. "scaled": the inserted signal (a mean drawn uniformly between cord and
+# CSF) times that factor, so each cohort spans 0 to the factor x the gap with its mean at half of
+# that; the gap cohorts are set to those means, so the two definitions have the same average
+# contrast and differ only in the spread (docs/DETECTION.md).
+CONTRASTS = {"gap": (0.15, 0.25, 0.5), "scaled": (0.3, 0.5, 1.0)}
+MODERATE = {"gap": 0.25, "scaled": 0.5}
 
 
 def loso_rows(healthy, lesioned, contrast_of: dict, cfg, fprs: dict) -> list[dict]:
@@ -59,6 +66,13 @@ def main() -> int:
     ap.add_argument("--mc", type=int, default=10)
     ap.add_argument("--pixel-fpr", type=float, default=None, help="default: the shipped calibration's")
     ap.add_argument("--model", type=Path, default=None, help="a checkpoint to measure instead of the shipped model")
+    ap.add_argument("--lesions", choices=tuple(CONTRASTS), default="gap",
+                    help="gap: lesions at 15 / 25 (moderate) / 50 %% of the cord-CSF gap (default); scaled: the "
+                    "previous definition, 0.3 / 0.5 (moderate) / 1.0 x a mean drawn between cord and CSF")
+    ap.add_argument("--lesion-seed", type=int, default=11, help="seed of the first lesion draw (default %(default)s)")
+    ap.add_argument("--lesion-draws", type=int, default=3,
+                    help="independent lesion draws per slice and contrast (seeds SEED, SEED+1, ...; default %(default)s): "
+                    "one draw of 28 studies moves the moderate figure by 3-4 studies from seed to seed")
     args = ap.parse_args()
 
     from calibrate_default_model import FPRS, calibration_items
@@ -75,18 +89,22 @@ def main() -> int:
     model_sha = method.loaded.sha256
     method.thresholds = None
     cfg = detection_config(cfg, method)
-    cache = args.out / f"inferred_{model_sha[:12]}_k{args.mc}.pkl"  # inference is the slow part: kept for reruns
+    contrasts, moderate = CONTRASTS[args.lesions], MODERATE[args.lesions]
+    tag = f"{args.lesions}_seed{args.lesion_seed}x{args.lesion_draws}"
+    cache = args.out / f"inferred_{model_sha[:12]}_k{args.mc}_{tag}.pkl"  # inference is the slow part: kept for reruns
     if cache.exists():
         healthy, lesioned, contrast_of = pickle.loads(cache.read_bytes())
     else:
         healthy = infer_studies(calibration_items(args.realspine), method, cfg)
-        rng = np.random.default_rng(11)
         lesion_items = []
-        for s in healthy_slices(args.realspine):
-            for contrast in CONTRASTS:
-                les = with_pseudo_lesion(s, rng, contrast)
-                if les is not None:
-                    lesion_items.append(((les.study, les.slice_index, les.subject), contrast))
+        for draw in range(args.lesion_draws):  # each draw: new placements and textures on every slice
+            rng = np.random.default_rng(args.lesion_seed + draw)
+            for s in healthy_slices(args.realspine):
+                for contrast in contrasts:
+                    les = with_pseudo_lesion(s, rng, contrast, gap=args.lesions == "gap")
+                    if les is not None:
+                        study = dataclasses.replace(les.study, id=f"{les.study.id}_draw{draw}")
+                        lesion_items.append(((study, les.slice_index, les.subject), contrast))
         lesioned = infer_studies([item for item, _ in lesion_items], method, cfg)
         contrast_of = {st.id: c for st, (_, c) in zip(lesioned, lesion_items)}
         args.out.mkdir(parents=True, exist_ok=True)
@@ -103,19 +121,21 @@ def main() -> int:
     h = [r for r in rows if not r["lesion"]]
     lines = [f"{'Shipped model' if args.model is None else args.model} sha256 {model_sha[:12]}, K = {args.mc}, leave-one-subject-out thresholds "
              f"(patient/segment FPR {fprs['patient_fpr']:g}, pixel FPR {fprs['pixel_fpr']:g}), "
-             f"{len({r['subject'] for r in rows})} real subjects", "",
+             f"{len({r['subject'] for r in rows})} real subjects, lesions: {args.lesions} "
+             f"(seeds {args.lesion_seed}-{args.lesion_seed + args.lesion_draws - 1})", "",
              "| studies | result |", "|---|---|",
              f"| healthy: \"no\" and no candidates | {frac(h, lambda r: not r['yes'] and r['n_candidates'] == 0)} |",
              f"| healthy, manual masks | {frac([r for r in h if r['mask'] == 'manual'], lambda r: not r['yes'] and r['n_candidates'] == 0)} |",
              f"| healthy, masks dilated by one voxel | {frac([r for r in h if r['mask'] == 'dilated'], lambda r: not r['yes'] and r['n_candidates'] == 0)} |"]
-    for c in CONTRASTS:
+    unit = " of the cord-CSF gap" if args.lesions == "gap" else " x the inserted signal"
+    for c in contrasts:
         sel = [r for r in rows if r["lesion"] and r["contrast"] == c]
-        name = f"pseudo-lesions, contrast {c:g}" + (" (moderate)" if c == MODERATE else "")
+        name = f"pseudo-lesions, {c:g}{unit}" + (" (moderate)" if c == moderate else "")
         lines.append(f"| {name}: \"yes\" | {frac(sel, lambda r: r['yes'])} |")
         lines.append(f"| {name}: a candidate on the lesion | {frac(sel, lambda r: r['candidate_on_lesion'])} |")
     for subj in sorted({r["subject"] for r in rows}):
         hs = [r for r in h if r["subject"] == subj]
-        ls = [r for r in rows if r["lesion"] and r["subject"] == subj and r["contrast"] == MODERATE]
+        ls = [r for r in rows if r["lesion"] and r["subject"] == subj and r["contrast"] == moderate]
         lines.append(f"| {subj}: healthy quiet / moderate lesion \"yes\" | "
                      f"{sum(not r['yes'] and r['n_candidates'] == 0 for r in hs)}/{len(hs)} / {sum(r['yes'] for r in ls)}/{len(ls)} |")
     table = "\n".join(lines) + "\n"

@@ -46,8 +46,8 @@ def test_faint_lesions_rise_by_the_asked_fraction_of_the_gap():
     base = sb.with_empty_lesion(make_phantom(5001).to_study("p"))
     i = int(np.argmax((_canon(base.cord) > 0).sum(axis=(1, 2))))
     lesioned = insert_pseudo_lesions(base, np.random.default_rng(0), slices=[i]).study
-    a = sb.faint(base, lesioned, i, 0.1)
-    b = sb.faint(base, lesioned, i, 0.3)
+    a = sb.at_gap_fraction(base, lesioned, i, 0.1)
+    b = sb.at_gap_fraction(base, lesioned, i, 0.3)
     lesion = _canon(lesioned.lesion) > 0
     rise_a = (_canon(a.image) - _canon(base.image))[lesion].mean()
     rise_b = (_canon(b.image) - _canon(base.image))[lesion].mean()
