@@ -107,19 +107,22 @@ def at_gap_fraction(healthy, lesioned, i: int, fraction: float):
     return dataclasses.replace(lesioned, image=from_canonical(img, healthy.image))
 
 
-def with_pseudo_lesion(s: SliceStudy, rng: np.random.Generator, contrast: float, gap: bool = False) -> Optional[SliceStudy]:
+def with_pseudo_lesion(s: SliceStudy, rng: np.random.Generator, contrast: float, gap: bool = False,
+                       placement: str = "centre") -> Optional[SliceStudy]:
     """A copy with 1-2 pseudo-lesions in the scored slice, placed with the manual mask; None when
     the slice has no CSF brighter than the cord to draw lesion signal from.
 
     gap=False: at `contrast` x their inserted signal (1 = a mean drawn uniformly between cord and
     CSF, as data.pseudo draws it, so 0.5 gives 0-50 % of the cord-CSF gap). gap=True: each lesion
-    set's mean rise is exactly `contrast` of the slice's cord-CSF gap (texture kept)."""
+    set's mean rise is exactly `contrast` of the slice's cord-CSF gap (texture kept). `placement`:
+    PseudoAnomalyConfig.placement ("centre" on the centreline, "edge" against the A or P surface)."""
+    from u2adcore.config import PseudoAnomalyConfig
     from u2adcore.data.pseudo import insert_pseudo_lesions
     from u2adcore.errors import InputError
 
     manual = s.manual if s.manual is not None else s.study
     try:
-        pseudo = insert_pseudo_lesions(manual, rng, n_lesions=(1, 2), slices=[s.slice_index])
+        pseudo = insert_pseudo_lesions(manual, rng, n_lesions=(1, 2), slices=[s.slice_index], cfg=PseudoAnomalyConfig(placement=placement))
     except InputError:
         return None
     if gap:

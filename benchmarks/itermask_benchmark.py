@@ -42,6 +42,7 @@ def rows(args, profile, log) -> list[tuple[str, callable, U2ADConfig]]:
     refined = pb.base_config(args.device, profile.mc_samples)
     if args.paper_scoring:
         mc.scoring = refined.scoring = paper_scoring()
+        mc.inference.mask_ratio = refined.inference.mask_ratio = None  # the paper's inference too
     refined.inference.refine_rounds = args.refine_rounds
     refined.inference.refine_mad_k = args.refine_mad_k
     return [

@@ -4,7 +4,7 @@ Reuses benchmarks/verdict_benchmark.py's cache (run that first with the same --o
 recalibrates the thresholds leave-one-subject-out with the healthy-only rule and scores the held-out
 subject, so each row is what the shipped model would give with that scoring.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sensitivity_variants.py --out /tmp/verdict [--lesions scaled]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sensitivity_variants.py --out /tmp/verdict [--lesions scaled] [--placement edge]
 """
 from __future__ import annotations
 
@@ -191,6 +191,7 @@ def main() -> int:
     ap.add_argument("--lesions", choices=("gap", "scaled"), default="gap", help="the lesion cohorts of verdict_benchmark.py")
     ap.add_argument("--model", type=Path, default=None, help="the checkpoint whose cached inference to rescore (default: the shipped model)")
     ap.add_argument("--lesion-draws", type=int, default=3, help="as verdict_benchmark.py (default %(default)s)")
+    ap.add_argument("--placement", choices=("centre", "edge"), default="centre", help="as verdict_benchmark.py")
     args = ap.parse_args()
     import dataclasses
 
@@ -200,10 +201,11 @@ def main() -> int:
     from u2adcore.training.checkpoint import file_sha256
 
     sha = file_sha256(args.model or default_model_path())[:12]
-    cache = args.out / f"inferred_{sha}_k10_{args.lesions}_seed11x{args.lesion_draws}.pkl"
+    edge = "" if args.placement == "centre" else f"_{args.placement}"
+    cache = args.out / f"inferred_{sha}_k10_{args.lesions}_seed11x{args.lesion_draws}{edge}.pkl"
     if not cache.is_file():
         print(f"{cache}: not found; run benchmarks/verdict_benchmark.py --out {args.out} --lesions {args.lesions} "
-              f"--lesion-draws {args.lesion_draws} first", file=sys.stderr)
+              f"--lesion-draws {args.lesion_draws} --placement {args.placement} first", file=sys.stderr)
         return 2
     healthy, lesioned, contrast_of = pickle.loads(cache.read_bytes())
     faint, moderate, strong = (f"{c:g}" for c in sorted(set(contrast_of.values())))

@@ -11,7 +11,7 @@ calibrated leave-one-subject-out, exactly as scripts/calibrate_default_model.py 
 healthy-only rule, same phantoms): the held-out subject's studies are scored with thresholds
 from the other subjects' healthy studies only.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict [--model OTHER.pt] [--lesions scaled]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/verdict_benchmark.py --out /tmp/verdict [--model OTHER.pt] [--lesions scaled] [--placement edge]
 """
 from __future__ import annotations
 
@@ -73,6 +73,9 @@ def main() -> int:
     ap.add_argument("--lesion-draws", type=int, default=3,
                     help="independent lesion draws per slice and contrast (seeds SEED, SEED+1, ...; default %(default)s): "
                     "one draw of 28 studies moves the moderate figure by 3-4 studies from seed to seed")
+    ap.add_argument("--placement", choices=("centre", "edge"), default="centre",
+                    help="centre: lesions on the centreline, 70-100 %% of the cord's width (the paper's); edge: 30-50 %% "
+                    "wide against the anterior or posterior surface (a dorsal-column lesion)")
     args = ap.parse_args()
 
     from calibrate_default_model import FPRS, calibration_items
@@ -90,7 +93,7 @@ def main() -> int:
     method.thresholds = None
     cfg = detection_config(cfg, method)
     contrasts, moderate = CONTRASTS[args.lesions], MODERATE[args.lesions]
-    tag = f"{args.lesions}_seed{args.lesion_seed}x{args.lesion_draws}"
+    tag = f"{args.lesions}_seed{args.lesion_seed}x{args.lesion_draws}" + ("" if args.placement == "centre" else f"_{args.placement}")
     cache = args.out / f"inferred_{model_sha[:12]}_k{args.mc}_{tag}.pkl"  # inference is the slow part: kept for reruns
     if cache.exists():
         healthy, lesioned, contrast_of = pickle.loads(cache.read_bytes())
@@ -101,7 +104,7 @@ def main() -> int:
             rng = np.random.default_rng(args.lesion_seed + draw)
             for s in healthy_slices(args.realspine):
                 for contrast in contrasts:
-                    les = with_pseudo_lesion(s, rng, contrast, gap=args.lesions == "gap")
+                    les = with_pseudo_lesion(s, rng, contrast, gap=args.lesions == "gap", placement=args.placement)
                     if les is not None:
                         study = dataclasses.replace(les.study, id=f"{les.study.id}_draw{draw}")
                         lesion_items.append(((study, les.slice_index, les.subject), contrast))
@@ -122,7 +125,7 @@ def main() -> int:
     lines = [f"{'Shipped model' if args.model is None else args.model} sha256 {model_sha[:12]}, K = {args.mc}, leave-one-subject-out thresholds "
              f"(patient/segment FPR {fprs['patient_fpr']:g}, pixel FPR {fprs['pixel_fpr']:g}), "
              f"{len({r['subject'] for r in rows})} real subjects, lesions: {args.lesions} "
-             f"(seeds {args.lesion_seed}-{args.lesion_seed + args.lesion_draws - 1})", "",
+             f"(seeds {args.lesion_seed}-{args.lesion_seed + args.lesion_draws - 1}), placement: {args.placement}", "",
              "| studies | result |", "|---|---|",
              f"| healthy: \"no\" and no candidates | {frac(h, lambda r: not r['yes'] and r['n_candidates'] == 0)} |",
              f"| healthy, manual masks | {frac([r for r in h if r['mask'] == 'manual'], lambda r: not r['yes'] and r['n_candidates'] == 0)} |",

@@ -281,6 +281,7 @@ def test_paper_scoring_and_candidates_are_settings_of_detect(setup, tmp_path):
     paper = json.loads((tmp_path / "paper" / "result.json").read_text())
     assert paper["settings"]["scoring"]["residual"] == "paper" and paper["settings"]["scoring"]["patient_from"] == "cord"
     assert paper["n_candidates"] >= 1 and paper["candidates_rule"].startswith("paper")
+    assert paper["settings"]["inference"]["mask_ratio"] is None  # the paper's inference: the model's own ratio
     assert main(["--progress", "none", *_detect_args(setup, tmp_path / "cand", "--candidates", "paper")]) == 0
     cand = json.loads((tmp_path / "cand" / "result.json").read_text())
     assert cand["settings"]["scoring"]["residual"] == "normative" and cand["settings"]["scoring"]["candidates"] == "paper"
@@ -305,7 +306,9 @@ def test_the_shipped_thresholds_give_no_verdict_under_another_scoring(tmp_path, 
     default = json.loads((tmp_path / "default" / "result.json").read_text())
     assert isinstance(default["patient_positive"], bool) and "verdict_note" not in default
     assert all(isinstance(s["positive"], bool) for s in default["segments"])
-    for name, extra, changed in (("paper", ["--scoring", "paper"], "residual"), ("edge1", ["--erode-px", "1"], "erode_px")):
+    assert default["settings"]["inference"]["mask_ratio"] == 0.9
+    for name, extra, changed in (("paper", ["--scoring", "paper"], "residual"), ("edge1", ["--erode-px", "1"], "erode_px"),
+                                 ("model_ratio", ["--mask-ratio", "model"], "mask_ratio 0.9 (now None)")):
         capsys.readouterr()
         assert main(["--progress", "none", *base, *extra, "--out", str(tmp_path / name)]) == 0
         result = json.loads((tmp_path / name / "result.json").read_text())
@@ -313,5 +316,9 @@ def test_the_shipped_thresholds_give_no_verdict_under_another_scoring(tmp_path, 
         assert result["verdict_note"].startswith("no verdict") and changed in result["verdict_note"]
         assert result["thresholds"]["patient"] is None and result["thresholds"]["residual_spread"]
         assert "no verdict" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--mask-ratio", "1.5", "--out", str(tmp_path / "bad")])
+    assert "--mask-ratio: expected a fraction strictly between 0 and 1 or 'model', got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     edge1 = json.loads((tmp_path / "edge1" / "result.json").read_text())
     assert edge1["n_candidates"] == 0 and edge1["candidates_rule"].startswith("none: no verdict")

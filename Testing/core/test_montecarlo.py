@@ -212,3 +212,31 @@ def test_bad_shapes_are_refused(model, slices):
     x, roi = slices
     with pytest.raises(ValueError, match=r"shape \[B, 1, H, W\]"):
         mc_inference(model, x[:, 0], roi[:, 0])
+
+
+def test_a_higher_inference_ratio_keeps_one_cord_patch_visible_and_needs_fewer_passes():
+    rp = _roi_patches()  # sizes 150, 4, 12, 1, 2, 7, 0
+    plan = make_plan(rp, 0.9, 10, "balanced", np.random.default_rng(0), keep_visible=True)
+    for b, n in enumerate(rp.sum(axis=1)):
+        n = int(n)
+        masked = plan.mask[plan.image == b].sum(axis=1)
+        k = n_to_mask(n, 0.9) if n < 2 else min(n_to_mask(n, 0.9), n - 1)
+        assert (masked == k).all()  # 4 patches: 3 hidden, not all 4
+        counts = plan.counted[plan.image == b].sum(axis=0)
+        assert (counts[rp[b]] == 10).all()
+    assert plan.passes_per_image(rp.shape[0])[0] == 12  # ceil(10 * 150 / 135), against 14 at 0.75
+    plain = make_plan(rp, 0.9, 10, "balanced", np.random.default_rng(0))  # without keep_visible: all 4 hidden
+    assert (plain.mask[plain.image == 1].sum(axis=1) == 4).all()
+
+
+def test_the_inference_mask_ratio_is_used_and_checked(model, slices):
+    from u2adcore.uncertainty.montecarlo import mc_inference
+
+    x, roi = slices[0][:2], slices[1][:2]
+    default = mc_inference(model, x, roi, K=10, seed=1)
+    assert np.array_equal(default.mu, mc_inference(model, x, roi, K=10, seed=1, mask_ratio=None).mu)  # None = the model's ratio
+    high = mc_inference(model, x, roi, K=10, seed=1, mask_ratio=0.9)
+    assert high.n_passes.sum() < default.n_passes.sum() and not np.array_equal(high.mu, default.mu)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="inference mask ratio must lie strictly between 0 and 1"):
+            mc_inference(model, x, roi, K=3, mask_ratio=bad)

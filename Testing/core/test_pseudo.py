@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from u2adcore.config import SEGMENTS, PseudoAnomalyConfig
 from u2adcore.data.phantom import make_phantom
@@ -60,6 +61,22 @@ def test_phantom_study_gets_lesions_in_the_mid_slice_only(phantom_study):
     assert len(result.lesions) == 2 and {les.slice_index for les in result.lesions} == {mid}
     lesion_pixels = canonical(result.study.image)[canonical(result.study.lesion) > 0]
     assert lesion_pixels.mean() > canonical(phantom_study.image)[mid][cord[mid] > 0].mean()
+
+
+def test_edge_lesions_touch_the_cord_surface_and_are_narrower(phantom_study):
+    cfg = PseudoAnomalyConfig(placement="edge")
+    result = insert_pseudo_lesions(phantom_study, np.random.default_rng(3), n_lesions=(3, 3), cfg=cfg)
+    check_lesions(phantom_study, result, cfg)
+    cord = canonical(phantom_study.cord) > 0
+    lesion = canonical(result.study.lesion) > 0
+    i = result.lesions[0].slice_index
+    surface = cord[i] & ~np.pad(cord[i], ((0, 0), (1, 1)))[:, :-2] | cord[i] & ~np.pad(cord[i], ((0, 0), (1, 1)))[:, 2:]
+    labels, n = ndimage.label(lesion[i])
+    assert n >= 1 and all((surface & (labels == k)).any() for k in range(1, n + 1))  # every lesion reaches the A or P surface
+    central = insert_pseudo_lesions(phantom_study, np.random.default_rng(3), n_lesions=(3, 3))
+    assert max(les.width_mm for les in result.lesions) < min(les.width_mm for les in central.lesions)
+    with pytest.raises(ValueError, match="unknown lesion placement 'middle'"):
+        insert_pseudo_lesions(phantom_study, np.random.default_rng(3), cfg=PseudoAnomalyConfig(placement="middle"))
 
 
 def test_segment_labels_follow_lesion_centroids_between_body_centres(phantom_study):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from u2adcore.config import SEGMENTS, ScoringConfig, Thresholds, paper_scoring
+from u2adcore.config import SEGMENTS, InferenceConfig, ScoringConfig, Thresholds, paper_inference, paper_scoring
 from u2adcore.scoring.curve import anocurve
 from u2adcore.scoring.maps import (
     analysis_roi,
@@ -243,14 +243,22 @@ def test_erode_px_option_sets_the_scoring_and_paper_mode_keeps_one_pixel():
 
 
 def test_thresholds_apply_only_to_the_scoring_they_were_calibrated_with():
-    cfg = ScoringConfig()
-    th = Thresholds(patient=6.0, segment=5.0, pixel=4.0, residual_spread=[0.03], calibration={"scoring": scoring_signature(cfg)})
-    assert thresholds_for(th, cfg) == (th, "")
-    assert thresholds_for(None, cfg) == (None, "")
+    cfg, inf = ScoringConfig(), InferenceConfig()
+    th = Thresholds(patient=6.0, segment=5.0, pixel=4.0, residual_spread=[0.03], calibration={"scoring": scoring_signature(cfg, inf)})
+    assert thresholds_for(th, cfg, inf) == (th, "")
+    assert thresholds_for(None, cfg, inf) == (None, "")
     legacy = Thresholds(patient=6.0)  # a calibration that recorded no scoring is taken as it is
-    assert thresholds_for(legacy, paper_scoring()) == (legacy, "")
-    dropped, note = thresholds_for(th, paper_scoring())
+    assert thresholds_for(legacy, paper_scoring(), paper_inference()) == (legacy, "")
+    dropped, note = thresholds_for(th, paper_scoring(), inf)
     assert (dropped.patient, dropped.segment, dropped.pixel) == (None, None, None)
     assert dropped.residual_spread == [0.03]  # the map stays in healthy spreads
     assert note.startswith("no verdict") and "residual 'normative' (now 'paper')" in note and "erode_px 2 (now 1)" in note
-    assert thresholds_for(th, ScoringConfig(display_max=3.0, candidates="paper"))[1] == ""  # no score changes
+    # the inference mask ratio changes mu, so every score: another ratio drops the thresholds too
+    dropped, note = thresholds_for(th, cfg, paper_inference())
+    assert dropped.patient is None and note == ("no verdict: the model's thresholds were calibrated with mask_ratio 0.9 (now None); "
+                                                "recalibrate with `u2ad calibrate` for these settings")
+    before_ratio = {k: v for k, v in scoring_signature(cfg, inf).items() if k != "mask_ratio"}  # calibrated before the ratio was recorded
+    older = Thresholds(patient=6.0, calibration={"scoring": before_ratio})
+    assert thresholds_for(older, cfg, paper_inference()) == (older, "")  # = the model's own ratio
+    assert thresholds_for(older, cfg, inf)[0].patient is None
+    assert thresholds_for(th, ScoringConfig(display_max=3.0, candidates="paper"), inf)[1] == ""  # no score changes

@@ -50,7 +50,7 @@ def test_the_shipped_model_carries_healthy_only_thresholds_and_their_provenance(
     assert len(th.residual_spread) == 6 and all(0 < v < 0.2 for v in th.residual_spread)
     cal = th.calibration
     assert cal["patient_fpr"] == 0.05 and cal["segment_fpr"] == 0.05 and cal["pixel_fpr"] == 0.01
-    assert cal["scoring"] == scoring_signature(U2ADConfig().scoring)  # calibrated with the shipped scoring
+    assert cal["scoring"] == scoring_signature(U2ADConfig().scoring, U2ADConfig().inference)  # the shipped scoring and inference
     assert {"errsm_23", "errsm_24", "sct_example", "tptbox", "phantom"} <= set(cal["subjects"])
     assert not {"errsm_11", "errsm_18", "errsm_21"} & set(cal["subjects"])  # the training subjects
     assert cal["n_studies"] == th.n_studies == len(cal["studies"]) >= 30

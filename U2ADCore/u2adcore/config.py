@@ -151,6 +151,12 @@ class InferenceConfig:
     """Monte-Carlo inference (METHOD.md §4)."""
 
     mc_samples: int = 10
+    # Fraction of the cord patches hidden in each pass at detection. None: the model's training
+    # ratio (0.75, the paper's). 0.9 (default): each hidden patch has fewer visible neighbours, so
+    # less of a lesion leaks into its own reconstruction; on the verdict benchmark it called more
+    # faint and moderate pseudo-lesions "yes" at the same healthy false-positive rate, and needs
+    # fewer passes (docs/DETECTION.md). Thresholds hold only for the ratio they were calibrated with.
+    mask_ratio: Optional[float] = 0.9
     schedule: Literal["balanced", "independent"] = "balanced"
     seed: int = 0
     batch_size: int = 32  # passes x slices per forward call
@@ -205,6 +211,11 @@ def paper_scoring() -> ScoringConfig:
     """METHOD.md §6 as published: |x - mu|, bottom 20 % zeroed, top-3 components, patient score
     over the whole cord, on the |x - mu| display scale."""
     return ScoringConfig(erode_px=1, residual="paper", candidates="paper", patient_from="cord", display_max=0.3)
+
+
+def paper_inference() -> InferenceConfig:
+    """Monte-Carlo inference as published: the model's own masking ratio in every pass."""
+    return InferenceConfig(mask_ratio=None)
 
 
 def edge1_scoring() -> ScoringConfig:
@@ -360,6 +371,11 @@ class PseudoAnomalyConfig:
     # With levels, centre lesions within the segments (C2-C3 … C7-T1) the levels can place, so each
     # lands in a scored segment.
     within_levels: bool = True
+    # "centre": on the cord's centreline, as the paper's appendix draws them. "edge": against the
+    # anterior or posterior surface (drawn at random), `edge_width_fraction` of the cord's width,
+    # like a dorsal-column lesion; scoring that drops the cord's rim can miss these (docs/DETECTION.md).
+    placement: Literal["centre", "edge"] = "centre"
+    edge_width_fraction: tuple[float, float] = (0.3, 0.5)
 
 
 @dataclass

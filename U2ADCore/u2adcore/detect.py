@@ -163,7 +163,7 @@ def detect_study(
     map, candidates, curve and patient score are still produced.
     """
     stage = _Stages(progress, cancel, _STAGES)
-    thresholds, verdict_note = thresholds_for(method.thresholds, cfg.scoring)
+    thresholds, verdict_note = thresholds_for(method.thresholds, cfg.scoring, cfg.inference)
     with stage("preprocess"):
         slices = prepare_slices(study, cfg.preprocess)
         check_roi_patches(slices, cfg.model.patch_size, study.cord_path)

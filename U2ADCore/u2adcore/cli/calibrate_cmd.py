@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..config import EvaluationConfig
-from .options import add_inference_arguments
+from .options import add_inference_arguments, inference_mask_ratio
 
 
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     truths = manifest_truths(entries, args.manifest, require_labels=False)
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
+    cfg.inference.mask_ratio = inference_mask_ratio(args)
     method = get_method("u2ad", config=cfg, checkpoint=model)
     cfg = detection_config(cfg, method)
     try:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             stored = method.thresholds
             if stored is not None:
                 thresholds.residual_spread, thresholds.pixel = stored.residual_spread, stored.pixel
-            thresholds.calibration["scoring"] = scoring_signature(cfg.scoring)
+            thresholds.calibration["scoring"] = scoring_signature(cfg.scoring, cfg.inference)
         else:
             # Healthy studies only: the spread, then patient/segment thresholds and the pixel threshold.
             method.thresholds = None

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..config import PhantomConfig
-from .options import add_inference_arguments
+from .options import add_inference_arguments, inference_mask_ratio
 
 STUDY_DIR, DETECTION_DIR = "study", "detection"
 STEM = "demo"
@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace, out: Path, reports) -> int:
 
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples = args.device, args.mc
+    cfg.inference.mask_ratio = inference_mask_ratio(args)
     method = get_method("u2ad", config=cfg, checkpoint=args.model)
     cfg = detection_config(cfg, method)
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import SEGMENTS, PreprocessConfig, U2ADConfig
-from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments
+from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments, inference_mask_ratio
 
 SUMMARY_CSV = "summary.csv"
 
@@ -50,6 +50,7 @@ def config_from_args(args: argparse.Namespace) -> U2ADConfig:
     cfg = U2ADConfig()
     cfg.inference.device = args.device
     cfg.inference.mc_samples = args.mc
+    cfg.inference.mask_ratio = inference_mask_ratio(args)
     cfg.inference.seed = args.seed
     apply_scoring_arguments(cfg, args)
     cfg.preprocess.n_slices = args.n_slices

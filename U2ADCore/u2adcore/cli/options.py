@@ -13,6 +13,26 @@ def add_inference_arguments(p: argparse.ArgumentParser, *, seed: bool = True) ->
     if seed:
         p.add_argument("--seed", type=int, default=InferenceConfig.seed,
                        help="seed of the Monte-Carlo masks (the same seed gives the same scores)")
+    p.add_argument("--mask-ratio", type=_mask_ratio, default=None, metavar="R|model",
+                   help=f"fraction of the cord patches hidden per Monte-Carlo pass (default {InferenceConfig.mask_ratio}; "
+                        "'model': the model's training ratio, the paper's, also the default with --scoring paper); "
+                        "thresholds hold only for the ratio they were calibrated with")
+
+
+def _mask_ratio(text: str):
+    if text == "model":
+        return "model"
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1 or 'model', got {text}")
+    return value
+
+
+def inference_mask_ratio(args: argparse.Namespace):
+    """InferenceConfig.mask_ratio from `--mask-ratio` (None = the model's own ratio)."""
+    if args.mask_ratio is None:
+        return None if getattr(args, "scoring", "normative") == "paper" else InferenceConfig.mask_ratio
+    return None if args.mask_ratio == "model" else args.mask_ratio
 
 
 def _non_negative_int(text: str) -> int:

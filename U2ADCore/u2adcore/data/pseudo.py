@@ -7,6 +7,8 @@ real anatomy, which the generated phantoms cannot.
 
 Lesions go into sagittal slices of the canonical frame (ARCHITECTURE.md), the mid-sagittal slice
 and optionally its neighbours, each slice independently: the detectors read 2D slices.
+`PseudoAnomalyConfig.placement = "edge"` puts narrower lesions against the cord's anterior or
+posterior surface instead of on its centreline (not in the paper: a dorsal-column lesion).
 """
 from __future__ import annotations
 
@@ -126,13 +128,23 @@ def _insert_in_slice(image, cord, spacing_rc, stats: _SliceStats, n: int, cfg: P
     if candidates.size == 0:
         candidates = np.arange(len(rows))
     out = []
+    edge = cfg.placement == "edge"
+    if cfg.placement not in ("centre", "edge"):
+        raise ValueError(f"unknown lesion placement {cfg.placement!r} (centre | edge)")
     for _ in range(n):
         k = int(rng.choice(candidates))
-        w = float(rng.uniform(*cfg.width_fraction)) * float(width[k])
+        w = float(rng.uniform(*(cfg.edge_width_fraction if edge else cfg.width_fraction))) * float(width[k])
         length = float(rng.uniform(*cfg.length_factor)) * w
         in_row = np.flatnonzero(cord[rows[k]])
-        col = float(in_row[np.argmin(np.abs(in_row - centre[k]))])  # a cord pixel, so the lesion is never empty
+        if edge:  # the lesion's side touches the cord's anterior or posterior surface in this row
+            side = 1 if rng.random() < 0.5 else -1
+            surface = in_row.max() if side > 0 else in_row.min()
+            col = float(surface) - side * min(0.5 * w / spacing_rc[1], 0.5 * (in_row.max() - in_row.min()))
+        else:
+            col = float(in_row[np.argmin(np.abs(in_row - centre[k]))])  # a cord pixel, so the lesion is never empty
         mask = _ellipse(cord.shape, spacing_rc, (rows[k], col), float(slope[k]), length, w) & cord
+        if edge and not mask.any():  # narrower than a pixel: the surface pixel itself
+            mask[rows[k], surface] = True
         mean = _between(stats.cord_mean, stats.csf_mean, rng)
         std = _between(stats.cord_std, stats.csf_std, rng)
         field = _smooth_gaussian(cord.shape, spacing_rc, cfg.texture_mm, rng)

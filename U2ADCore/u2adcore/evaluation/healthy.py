@@ -115,7 +115,7 @@ def calibrate_healthy(
             "patient_fpr": patient_fpr,
             "segment_fpr": segment_fpr,
             "pixel_fpr": pixel_fpr,
-            "scoring": scoring_signature(cfg.scoring),
+            "scoring": scoring_signature(cfg.scoring, cfg.inference),
         },
     )
 

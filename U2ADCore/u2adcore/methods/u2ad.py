@@ -57,7 +57,7 @@ class U2ADMethod:
         images = torch.from_numpy(np.stack([s.image for s in slices])[:, None].astype(np.float32))
         roi = torch.from_numpy(np.stack([s.roi for s in slices])[:, None].astype(bool))
         inf = self.inference
-        kwargs = dict(K=inf.mc_samples, schedule=inf.schedule, seed=inf.seed, batch_size=inf.batch_size)
+        kwargs = dict(K=inf.mc_samples, schedule=inf.schedule, seed=inf.seed, batch_size=inf.batch_size, mask_ratio=inf.mask_ratio)
         if inf.refine_rounds > 0:
             from ..uncertainty.refine import refined_mc_inference
 

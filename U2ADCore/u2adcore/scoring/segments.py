@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..config import SEGMENTS, ScoringConfig, Thresholds
+from ..config import SEGMENTS, InferenceConfig, ScoringConfig, Thresholds
 from .curve import AnoCurve, anocurve
 from .maps import analysis_roi, anomaly_map, normative_map, postprocess, threshold_candidates
 
@@ -90,35 +90,38 @@ def patient_score(curve: AnoCurve, segments: Optional[list[SegmentScore]] = None
 
 
 # The scoring settings a threshold's value depends on: recorded with every calibration and
-# compared before a verdict is given (display_max and the candidate rule change no score).
+# compared before a verdict is given (display_max and the candidate rule change no score). The
+# inference mask ratio changes mu, hence every score, and is compared too ("mask_ratio").
 THRESHOLD_SCORING_FIELDS = ("residual", "residual_scale", "erode_px", "patient_from", "curve")
 
 
-def scoring_signature(cfg: ScoringConfig) -> dict:
+def scoring_signature(cfg: ScoringConfig, inference: InferenceConfig) -> dict:
     """What `thresholds_for` compares: stored as Thresholds.calibration["scoring"]."""
-    return {name: getattr(cfg, name) for name in THRESHOLD_SCORING_FIELDS}
+    return {**{name: getattr(cfg, name) for name in THRESHOLD_SCORING_FIELDS}, "mask_ratio": inference.mask_ratio}
 
 
-def thresholds_for(thresholds: Optional[Thresholds], cfg: ScoringConfig) -> tuple[Optional[Thresholds], str]:
-    """The thresholds as they apply to scoring with `cfg`, and why a verdict is withheld ("" if not).
+def thresholds_for(thresholds: Optional[Thresholds], cfg: ScoringConfig, inference: InferenceConfig) -> tuple[Optional[Thresholds], str]:
+    """The thresholds as they apply to scoring with `cfg` after inference with `inference`, and
+    why a verdict is withheld ("" if not).
 
-    A threshold is a value on one scoring's scale: the shipped model's 6.6 healthy spreads means
-    nothing for the paper's |x - mu| or for another erosion. When the calibration recorded other
-    scoring settings, the patient, segment and pixel thresholds are dropped (no verdict, no
-    candidates) rather than applied on the wrong scale; the healthy spread is kept, so the map
-    stays in healthy spreads. Calibrations that recorded no scoring are taken as they are.
+    A threshold is a value on one scoring's scale: the shipped model's 6.8 healthy spreads means
+    nothing for the paper's |x - mu|, for another erosion or for another inference mask ratio.
+    When the calibration recorded other settings, the patient, segment and pixel thresholds are
+    dropped (no verdict, no candidates) rather than applied on the wrong scale; the healthy spread
+    is kept, so the map stays in healthy spreads. Calibrations that recorded no scoring are taken
+    as they are; one that recorded no mask ratio was made with the model's own (None).
     """
     if thresholds is None:
         return None, ""
     calibrated = thresholds.calibration.get("scoring")
     if calibrated is None:
         return thresholds, ""
-    current = scoring_signature(cfg)
-    differ = [name for name in THRESHOLD_SCORING_FIELDS if calibrated.get(name) != current[name]]
+    current = scoring_signature(cfg, inference)
+    differ = [name for name in current if calibrated.get(name) != current[name]]
     if not differ:
         return thresholds, ""
     shown = ", ".join(f"{name} {calibrated.get(name)!r} (now {current[name]!r})" for name in differ)
-    note = (f"no verdict: the model's thresholds were calibrated with scoring {shown}; "
+    note = (f"no verdict: the model's thresholds were calibrated with {shown}; "
             "recalibrate with `u2ad calibrate` for these settings")
     return dataclasses.replace(thresholds, patient=None, segment=None, pixel=None), note
 

@@ -48,6 +48,7 @@ def mc_inference(
     schedule: Schedule = "balanced",
     seed: int = 0,
     batch_size: int = 32,
+    mask_ratio: Optional[float] = None,
     cancel: Optional[CancelToken] = None,
 ) -> MCResult:
     """μ, EU and AU of `images` [B, 1, H, W] in [0, 1] with ROI `roi` [B, 1, H, W] (bool).
@@ -55,9 +56,13 @@ def mc_inference(
     The masks depend only on `seed` (and the ROI), so a run is reproducible. Sums are taken of
     the reconstruction minus the input, which keeps float32 accurate for the small variances.
     The model is put in eval mode for the call and given back in the mode it was in.
+    `mask_ratio` None hides the model's training ratio of cord patches per pass; another ratio
+    (InferenceConfig.mask_ratio) always leaves at least one cord patch visible.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if mask_ratio is not None and not 0.0 < mask_ratio < 1.0:
+        raise ValueError(f"the inference mask ratio must lie strictly between 0 and 1, got {mask_ratio}")
     device = _model_device(model)
     x = torch.as_tensor(images, dtype=torch.float32).to(device)
     roi_t = torch.as_tensor(roi).to(device).bool()
@@ -66,7 +71,8 @@ def mc_inference(
     p = model.cfg.patch_size
     n_images = x.shape[0]
     roi_p = roi_patches(roi_t, p)
-    plan = make_plan(roi_p.cpu().numpy(), model.cfg.mask_ratio, K, schedule, np.random.default_rng(seed))
+    ratio = model.cfg.mask_ratio if mask_ratio is None else mask_ratio
+    plan = make_plan(roi_p.cpu().numpy(), ratio, K, schedule, np.random.default_rng(seed), keep_visible=mask_ratio is not None)
     x_p = patchify(x, p)
     d_sum = torch.zeros_like(x_p)
     d_sq = torch.zeros_like(x_p)

@@ -86,10 +86,13 @@ def _image_passes_independent(n: int, k: int, K: int, rng: np.random.Generator) 
     return np.stack(seqs), np.stack(counted_rows)
 
 
-def make_plan(roi_patches: np.ndarray, ratio: float, K: int, schedule: Schedule, rng: np.random.Generator) -> PassPlan:
+def make_plan(roi_patches: np.ndarray, ratio: float, K: int, schedule: Schedule, rng: np.random.Generator,
+              *, keep_visible: bool = False) -> PassPlan:
     """The passes that reconstruct every ROI patch of every image exactly K times.
 
-    `roi_patches` is bool [B, L]. Images without an ROI patch get no pass.
+    `roi_patches` is bool [B, L]. Images without an ROI patch get no pass. `keep_visible`: never
+    hide every ROI patch of an image that has two or more (a high ratio on a small cord would
+    otherwise leave the model no cord to reconstruct from).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown Monte-Carlo schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -98,7 +101,11 @@ def make_plan(roi_patches: np.ndarray, ratio: float, K: int, schedule: Schedule,
     roi_patches = np.asarray(roi_patches, dtype=bool)
     n_images, n_patches = roi_patches.shape
     per_image = _image_passes_balanced if schedule == "balanced" else _image_passes_independent
-    ks = masked_count(torch.from_numpy(roi_patches.sum(axis=1)), ratio).tolist()
+    n_roi = torch.from_numpy(roi_patches.sum(axis=1))
+    k_t = masked_count(n_roi, ratio)
+    if keep_visible:
+        k_t = torch.where(n_roi >= 2, torch.minimum(k_t, n_roi - 1), k_t)
+    ks = k_t.tolist()
     images, masks, counts = [], [], []
     for b in range(n_images):
         idx = np.flatnonzero(roi_patches[b])
