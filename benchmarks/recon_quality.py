@@ -88,7 +88,7 @@ def baselines(slices: dict[str, list], window: int) -> dict[str, dict[str, float
     return {"flat fill": flat, f"running median (±{window} rows)": rmed}
 
 
-def model_scores(path: Path, slices: dict[str, list], k: int) -> dict[str, float]:
+def model_scores(path: Path, slices: dict[str, list], k: int, mask_ratio=None) -> dict[str, float]:
     from u2adcore.training.checkpoint import load_checkpoint
     from u2adcore.uncertainty.montecarlo import mc_inference
 
@@ -97,7 +97,7 @@ def model_scores(path: Path, slices: dict[str, list], k: int) -> dict[str, float
     for sid, ss in slices.items():
         x = np.stack([s.image for s in ss])[:, None]
         roi = np.stack([s.roi for s in ss])[:, None]
-        mu = mc_inference(model, x, roi, K=k, seed=0).mu
+        mu = mc_inference(model, x, roi, K=k, seed=0, mask_ratio=mask_ratio).mu
         out[sid] = float(np.mean([rel_mse(s.image, mu[i], s.roi) for i, s in enumerate(ss)]))
     return out
 
@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=5, help="running median half-window (rows)")
     ap.add_argument("--k", type=int, default=10, help="Monte-Carlo passes")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mask-ratio", type=float, default=None,
+                    help="cord patches hidden per pass (default: each model's training ratio; detection uses 0.9)")
     args = ap.parse_args()
     import torch
 
@@ -129,7 +131,8 @@ def main() -> None:
     for name, per in baselines(slices, args.window).items():
         print(row(name, per), flush=True)
     for m in models:
-        print(row(f"μ {m.name}", model_scores(m, slices, args.k)), flush=True)
+        ratio = "" if args.mask_ratio is None else f", mask ratio {args.mask_ratio:g}"
+        print(row(f"μ {m.name}{ratio}", model_scores(m, slices, args.k, args.mask_ratio)), flush=True)
 
 
 if __name__ == "__main__":
