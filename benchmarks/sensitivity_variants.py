@@ -82,6 +82,8 @@ CONFIG_VARIANTS = [
     ("erode 0 (whole mask)", {"erode_px": 0}),
     ("erode 2 (new default)", {"erode_px": 2}),
     ("erode 3", {"erode_px": 3}),
+    ("profile centring, erode 0 (config.profile_scoring)", {"residual_centre": "profile", "erode_px": 0}),
+    ("profile centring, erode 1", {"residual_centre": "profile", "erode_px": 1}),
 ]
 
 

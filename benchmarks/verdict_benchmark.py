@@ -52,10 +52,12 @@ def loso_rows(healthy, lesioned, contrast_of: dict, cfg, fprs: dict) -> list[dic
             sc = rescore(s, cfg, th)
             lesion = s.lesion if s.lesion is not None and s.lesion.any() else None
             on_lesion = bool(lesion is not None and sc.labels.max() > 0 and (lesion & (sc.labels > 0)).any())
+            off_lesion = sum(1 for k in range(1, int(sc.labels.max()) + 1)
+                             if lesion is None or not (lesion & (sc.labels == k)).any())
             rows.append({"id": s.id, "subject": subj, "lesion": lesion is not None, "contrast": contrast_of.get(s.id),
                          "mask": "dilated" if "dilated" in s.id else "manual", "patient_score": sc.patient_score,
                          "threshold": th.patient, "yes": bool(sc.patient_positive), "n_candidates": int(sc.labels.max()),
-                         "candidate_on_lesion": on_lesion})
+                         "candidate_on_lesion": on_lesion, "candidates_off_lesion": off_lesion})
     return rows
 
 
@@ -136,6 +138,8 @@ def main() -> int:
         name = f"pseudo-lesions, {c:g}{unit}" + (" (moderate)" if c == moderate else "")
         lines.append(f"| {name}: \"yes\" | {frac(sel, lambda r: r['yes'])} |")
         lines.append(f"| {name}: a candidate on the lesion | {frac(sel, lambda r: r['candidate_on_lesion'])} |")
+        lines.append(f"| {name}: an outline off the lesion (candidates off it: {sum(r['candidates_off_lesion'] for r in sel)}) | "
+                     f"{frac(sel, lambda r: r['candidates_off_lesion'] > 0)} |")
     for subj in sorted({r["subject"] for r in rows}):
         hs = [r for r in h if r["subject"] == subj]
         ls = [r for r in rows if r["lesion"] and r["subject"] == subj and r["contrast"] == moderate]

@@ -83,6 +83,12 @@ def test_normal_only_calibration_meets_fpr(setup, records):
                               U2ADMethod(config=cfg, checkpoint=out), cfg, task="check")
     assert np.mean([r.patient_score > th.patient for r in rescored]) <= 0.2
     assert th.calibration["n_studies"] == len(entries) and th.calibration["pixel_fpr"] == 0.01
+    # thresholds for another scoring: calibrate with the settings detect will run with
+    profiled = root / "profile.pt"
+    assert _calibrate("--manifest", unlabelled, "--model", model, "--out", profiled, "--residual-centre", "profile",
+                      "--erode-px", "0") == 0
+    cal = load_checkpoint(profiled).thresholds.calibration["scoring"]
+    assert cal["residual_centre"] == "profile" and cal["erode_px"] == 0 and cal["mask_ratio"] == 0.9
 
 
 def test_refuses_to_overwrite_without_asking(setup, capsys):

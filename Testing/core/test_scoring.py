@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from u2adcore.config import SEGMENTS, InferenceConfig, ScoringConfig, Thresholds, paper_inference, paper_scoring
+from u2adcore.config import SEGMENTS, InferenceConfig, ScoringConfig, Thresholds, paper_inference, paper_scoring, profile_scoring
 from u2adcore.scoring.curve import anocurve
 from u2adcore.scoring.maps import (
     analysis_roi,
     anomaly_map,
     healthy_spread,
+    profile_baseline,
     normative_map,
     postprocess,
     zero_bottom_fraction,
@@ -223,6 +225,29 @@ def test_healthy_spread_is_the_median_centred_residual_per_depth():
     assert spread[1] == pytest.approx(0.01 * 0.674, rel=0.3) and spread[2] == pytest.approx(0.01 * 0.674, rel=0.3)
 
 
+def test_the_profile_centring_removes_a_biased_rim_and_keeps_a_focal_lesion():
+    """A rim brighter along the whole cord (partial volume, a too-wide mask) is the rim's normal:
+    the running profile per depth removes it, the slice median does not; a lesion shorter than
+    half the window stands out either way."""
+    roi = np.zeros((80, 40), bool)
+    roi[5:75, 12:28] = True
+    rng = np.random.default_rng(0)
+    residual = np.where(roi, rng.normal(0, 0.01, roi.shape), 0.0)
+    rim = roi & ~ndimage.binary_erosion(roi)
+    residual[rim] += 0.08  # the whole rim, every row
+    residual[38:44, 18:23] += 0.08  # a focal lesion in the core
+    slice_map = normative_map(residual, roi, 0, "none", centre="slice")
+    profile_map = normative_map(residual, roi, 0, "none", centre="profile", window=31)
+    assert slice_map[rim].mean() > 0.06 and profile_map[rim].mean() < 0.01
+    assert profile_map[38:44, 18:23].mean() > 0.06
+    base = profile_baseline(residual, roi, 31)
+    assert np.allclose(base[rim].mean(), 0.08, atol=0.01) and abs(base[40, 20]) < 0.01
+    with pytest.raises(ValueError, match="unknown residual centring 'row'"):
+        normative_map(residual, roi, 0, "none", centre="row")
+    spread = healthy_spread([residual], [roi], 0, max_depth=3, centre="profile")
+    assert spread[0] < 0.02  # the rim's bias is not counted as its spread
+
+
 def test_erode_px_option_sets_the_scoring_and_paper_mode_keeps_one_pixel():
     import argparse
 
@@ -233,11 +258,14 @@ def test_erode_px_option_sets_the_scoring_and_paper_mode_keeps_one_pixel():
     add_scoring_arguments(p)
     cfg = U2ADConfig()
     apply_scoring_arguments(cfg, p.parse_args([]))
-    assert cfg.scoring.erode_px == 2
+    assert cfg.scoring.erode_px == 2 and cfg.scoring.residual_centre == "slice"
     apply_scoring_arguments(cfg, p.parse_args(["--scoring", "paper"]))
     assert cfg.scoring.erode_px == 1
     apply_scoring_arguments(cfg, p.parse_args(["--erode-px", "1"]))
     assert cfg.scoring.erode_px == 1
+    profiled = U2ADConfig()
+    apply_scoring_arguments(profiled, p.parse_args(["--residual-centre", "profile", "--erode-px", "0"]))
+    assert profiled.scoring == profile_scoring()
     with pytest.raises(SystemExit):
         p.parse_args(["--erode-px", "-1"])
 
@@ -257,8 +285,9 @@ def test_thresholds_apply_only_to_the_scoring_they_were_calibrated_with():
     dropped, note = thresholds_for(th, cfg, paper_inference())
     assert dropped.patient is None and note == ("no verdict: the model's thresholds were calibrated with mask_ratio 0.9 (now None); "
                                                 "recalibrate with `u2ad calibrate` for these settings")
-    before_ratio = {k: v for k, v in scoring_signature(cfg, inf).items() if k != "mask_ratio"}  # calibrated before the ratio was recorded
-    older = Thresholds(patient=6.0, calibration={"scoring": before_ratio})
-    assert thresholds_for(older, cfg, paper_inference()) == (older, "")  # = the model's own ratio
+    before = {k: v for k, v in scoring_signature(cfg, inf).items() if k not in ("mask_ratio", "residual_centre", "centre_window_px")}
+    older = Thresholds(patient=6.0, calibration={"scoring": before})  # calibrated before these settings existed
+    assert thresholds_for(older, cfg, paper_inference()) == (older, "")  # = the model's own ratio and the slice median
     assert thresholds_for(older, cfg, inf)[0].patient is None
+    assert "residual_centre 'slice' (now 'profile')" in thresholds_for(older, profile_scoring(), paper_inference())[1]
     assert thresholds_for(th, ScoringConfig(display_max=3.0, candidates="paper"), inf)[1] == ""  # no score changes

@@ -15,7 +15,7 @@ from u2adcore.detect import detect_study, detection_config, write_detection
 from u2adcore.io.study import load_study
 from u2adcore.methods.registry import get_method
 from u2adcore.resources import default_model_path
-from u2adcore.scoring.segments import scoring_signature
+from u2adcore.scoring.segments import SIGNATURE_BEFORE, scoring_signature
 from u2adcore.training.checkpoint import load_checkpoint
 from u2adcore.volume.orientation import to_canonical
 from u2adcore.volume.slices import mid_sagittal_index
@@ -50,7 +50,8 @@ def test_the_shipped_model_carries_healthy_only_thresholds_and_their_provenance(
     assert len(th.residual_spread) == 6 and all(0 < v < 0.2 for v in th.residual_spread)
     cal = th.calibration
     assert cal["patient_fpr"] == 0.05 and cal["segment_fpr"] == 0.05 and cal["pixel_fpr"] == 0.01
-    assert cal["scoring"] == scoring_signature(U2ADConfig().scoring, U2ADConfig().inference)  # the shipped scoring and inference
+    # the shipped scoring and inference (settings added after the calibration take their values from before)
+    assert {**SIGNATURE_BEFORE, **cal["scoring"]} == scoring_signature(U2ADConfig().scoring, U2ADConfig().inference)
     assert {"errsm_23", "errsm_24", "sct_example", "tptbox", "phantom"} <= set(cal["subjects"])
     assert not {"errsm_11", "errsm_18", "errsm_21"} & set(cal["subjects"])  # the training subjects
     assert cal["n_studies"] == th.n_studies == len(cal["studies"]) >= 30

@@ -174,14 +174,22 @@ class ScoringConfig:
 
     # Pixels dropped from the cord's edge before scoring. 2 (default): the outer 2 mm on the 1-mm
     # grid are partial-volume CSF, more so with a mask a voxel too wide; dropping them doubled the
-    # moderate pseudo-lesions called "yes" at the same healthy false-positive rate
-    # (docs/DETECTION.md, "What we tried"). 1: the paper's and the previous default (edge1_scoring).
+    # moderate pseudo-lesions called "yes" at the same healthy false-positive rate, and costs the
+    # lesions at the cord's surface (docs/DETECTION.md, "What we tried"). 1: the paper's and the
+    # default before (edge1_scoring). 0 with the "profile" centring below: profile_scoring.
     erode_px: int = 2
     # "normative" (default): the hyperintense part of the method's signed residual x - mu above
-    # the slice's median residual in the cord, divided by `residual_scale`; "paper": |x - mu| with
+    # its typical value (`residual_centre`), divided by `residual_scale`; "paper": |x - mu| with
     # the bottom-fraction / top-components post-processing as published. The default departs
     # from the paper on measurement (docs/DETECTION.md, "Normative residual").
     residual: Literal["normative", "paper"] = "normative"
+    # The typical residual subtracted: "slice" (default), the slice's median over the analysed
+    # cord; "profile", per depth into the cord and side of its centre, the running median along the
+    # cord over `centre_window_px` rows (scoring/maps.profile_baseline), which removes the rim's own
+    # bias so that the rim can be scored (profile_scoring: more lesions called, more of them at the
+    # cord's surface, but twice the false outlines; docs/DETECTION.md).
+    residual_centre: Literal["slice", "profile"] = "slice"
+    centre_window_px: int = 31
     # "healthy": the spread of the centred residual on healthy cords at each depth into the cord,
     # stored with the model's calibration (Thresholds.residual_spread; 1 without one);
     # "slice_mad": the slice's own MAD; "none": unscaled. Measured in docs/DETECTION.md.
@@ -216,6 +224,12 @@ def paper_scoring() -> ScoringConfig:
 def paper_inference() -> InferenceConfig:
     """Monte-Carlo inference as published: the model's own masking ratio in every pass."""
     return InferenceConfig(mask_ratio=None)
+
+
+def profile_scoring() -> ScoringConfig:
+    """The whole cord scored, each pixel against the running profile of its depth and side
+    (residual_centre "profile", erode_px 0); thresholds must be calibrated with it."""
+    return ScoringConfig(erode_px=0, residual_centre="profile")
 
 
 def edge1_scoring() -> ScoringConfig:

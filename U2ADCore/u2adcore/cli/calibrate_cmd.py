@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..config import EvaluationConfig
-from .options import add_inference_arguments, inference_mask_ratio
+from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments, inference_mask_ratio
 
 
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    help="with normal studies only: fraction of healthy cord pixels above the candidates' pixel "
                         "threshold (default %(default)s)")
     add_inference_arguments(p)
+    add_scoring_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (also needed when --out is --model)")
     return p
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = U2ADConfig()
     cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
     cfg.inference.mask_ratio = inference_mask_ratio(args)
+    apply_scoring_arguments(cfg, args)  # thresholds for the scoring detect will run with
     method = get_method("u2ad", config=cfg, checkpoint=model)
     cfg = detection_config(cfg, method)
     try:

@@ -51,8 +51,12 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
                    help="candidates: components above the model's calibrated pixel threshold, none in a negative study "
                         "(default), or the paper's rule (lowest 20 %% zeroed, top 3 components kept regardless of size)")
     p.add_argument("--erode-px", type=_non_negative_int, default=None, metavar="N",
-                   help="pixels dropped from the cord's edge before scoring (default 2; 1 with --scoring paper and "
-                        "before the 2-pixel default); thresholds hold only for the erosion they were calibrated with")
+                   help="pixels dropped from the cord's edge before scoring (default 2; 1 with --scoring paper); "
+                        "thresholds hold only for the erosion they were calibrated with")
+    p.add_argument("--residual-centre", choices=("slice", "profile"), default=None,
+                   help="typical residual subtracted: the slice's median (slice, default) or a running median along "
+                        "the cord per depth and side (profile; with --erode-px 0 the cord's surface is scored too, "
+                        "docs/DETECTION.md); thresholds hold only for the centring they were calibrated with")
 
 
 def apply_scoring_arguments(cfg, args: argparse.Namespace) -> None:
@@ -64,3 +68,5 @@ def apply_scoring_arguments(cfg, args: argparse.Namespace) -> None:
     cfg.scoring.candidates = "paper" if args.scoring == "paper" else args.candidates
     if args.erode_px is not None:
         cfg.scoring.erode_px = args.erode_px
+    if args.residual_centre is not None:
+        cfg.scoring.residual_centre = args.residual_centre

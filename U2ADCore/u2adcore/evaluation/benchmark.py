@@ -105,7 +105,8 @@ def with_healthy_scale(method, calibration: Sequence[BenchStudy], cfg: U2ADConfi
         return method
     inferred = first + infer_studies(items[1:], method, cfg)
     method.thresholds = Thresholds(residual_spread=healthy_spread(
-        [s.maps.residual for s in inferred], [s.roi for s in inferred], sc.erode_px, SPREAD_DEPTHS))
+        [s.maps.residual for s in inferred], [s.roi for s in inferred], sc.erode_px, SPREAD_DEPTHS, sc.residual_centre,
+        sc.centre_window_px))
     return method
 
 

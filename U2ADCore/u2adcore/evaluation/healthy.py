@@ -88,7 +88,7 @@ def calibrate_healthy(
     spread = None
     if with_residual and cfg.scoring.residual == "normative" and cfg.scoring.residual_scale == "healthy":
         spread = healthy_spread([s.maps.residual for s in with_residual], [s.roi for s in with_residual],
-                                cfg.scoring.erode_px, SPREAD_DEPTHS)
+                                cfg.scoring.erode_px, SPREAD_DEPTHS, cfg.scoring.residual_centre, cfg.scoring.centre_window_px)
     scaled = Thresholds(residual_spread=spread)
     scored = [rescore(s, cfg, scaled) for s in studies]
     patient = threshold_at_fpr([sc.patient_score for sc in scored], patient_fpr)

@@ -4,9 +4,10 @@ Anomaly values are only meaningful inside the cord: the eroded ROI drops the bou
 where partial-volume CSF makes every reconstruction error large whether or not there is a lesion.
 
 Two maps: the paper's |x - mu| (`anomaly_map`, then `postprocess`), and the default normative
-residual (`normative_map`): the hyperintense part of x - mu above the slice's median residual in
-the cord, in units of a spread expected on healthy cords. The median removes the per-study offset
-of mu that |x - mu| turns into a floor over the whole cord (docs/DETECTION.md).
+residual (`normative_map`): the hyperintense part of x - mu above its typical value (the slice's
+median, or a running median along the cord per depth and side), in units of a spread expected
+on healthy cords. Centring removes the per-study offset of mu that |x - mu| turns into a floor
+over the whole cord; the profile also removes the bias of the cord's rim (docs/DETECTION.md).
 """
 from __future__ import annotations
 
@@ -50,20 +51,76 @@ def depth_into(roi: np.ndarray, max_depth: int) -> np.ndarray:
     return np.minimum(depth, max_depth).astype(np.int32)
 
 
+PROFILE_DEPTHS = 6  # depths into the cord with their own running profile (per side up to the last)
+
+
+def _running_nanmedian(values: np.ndarray, window: int) -> np.ndarray:
+    """Per entry, the median of the finite values within ±window//2 entries (NaN where none)."""
+    half = max(int(window) // 2, 0)
+    padded = np.pad(values, half, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    out = np.full(values.shape, np.nan)
+    has = np.isfinite(windows).any(axis=1)
+    out[has] = np.nanmedian(windows[has], axis=1)
+    return out
+
+
+def profile_baseline(residual: np.ndarray, roi: np.ndarray, window: int) -> np.ndarray:
+    """The typical residual of each cord pixel: per depth into `roi` (1 … PROFILE_DEPTHS) and per
+    side of the row's centre (anterior / posterior, the deepest depth both together), the running
+    median along the cord (over `window` rows) of the rows' medians. A partial-volume rim or a mask
+    a voxel too wide biases a whole ring of the cord along its length, which this removes; a
+    lesion shorter than half the window does not move it."""
+    roi = np.asarray(roi, dtype=bool)
+    base = np.zeros(residual.shape, dtype=np.float64)
+    rows = np.flatnonzero(roi.any(axis=1))
+    if rows.size == 0:
+        return base
+    depth = depth_into(roi, PROFILE_DEPTHS)
+    cols = np.arange(roi.shape[1])
+    centre = (roi * cols).sum(axis=1) / np.maximum(roi.sum(axis=1), 1)
+    posterior = cols[None, :] >= centre[:, None]
+    groups = [(depth == d) & (posterior if side else ~posterior) for d in range(1, PROFILE_DEPTHS) for side in (0, 1)]
+    for group in groups + [depth == PROFILE_DEPTHS]:
+        if not group.any():
+            continue
+        medians = np.full(roi.shape[0], np.nan)
+        for r in np.flatnonzero(group.any(axis=1)):
+            medians[r] = np.median(residual[r, group[r]])
+        run = _running_nanmedian(medians, window)
+        yy, xx = np.nonzero(group)
+        base[yy, xx] = np.where(np.isfinite(run[yy]), run[yy], np.median(residual[group]))
+    return base
+
+
+def centred_residual(residual: np.ndarray, roi_a: np.ndarray, centre: str, window: int) -> np.ndarray:
+    """r minus its typical value inside `roi_a`: the slice's median ("slice") or the running profile
+    per depth and side (`profile_baseline`, "profile")."""
+    if centre == "slice":
+        return residual - np.median(residual[roi_a])
+    if centre == "profile":
+        return residual - profile_baseline(residual, roi_a, window)
+    raise ValueError(f"unknown residual centring {centre!r} (slice | profile)")
+
+
 def normative_map(
     residual: np.ndarray,
     roi: np.ndarray,
     erode_px: int,
     scale: str = "healthy",
     spread: Optional[Sequence[float]] = None,
+    centre: str = "slice",
+    window: int = 31,
 ) -> np.ndarray:
-    """max(r - median_cord(r), 0) / s inside the eroded cord, 0 elsewhere, for a signed residual r = x - mu.
+    """max(r - typical(r), 0) / s inside the eroded cord, 0 elsewhere, for a signed residual r = x - mu.
 
-    s: "none" 1; "slice_mad" the slice's median absolute deviation of r in the cord; "healthy"
-    `spread[d - 1]` at depth d into the eroded cord (the last value for every deeper pixel): the
-    median |r - median| of healthy cords at that depth, measured at calibration. The edge of a
-    cord, where partial volume and a too-wide mask live, is noisier than its core. Without a
-    stored spread "healthy" leaves values unscaled, so an uncalibrated model still gives a map.
+    typical(r): `centred_residual` ("slice": the cord's median; "profile": a running median along
+    the cord per depth and side, over `window` rows). s: "none" 1; "slice_mad" the slice's median
+    absolute deviation of the centred r in the cord; "healthy" `spread[d - 1]` at depth d into the
+    eroded cord (the last value for every deeper pixel): the median |centred r| of healthy cords at
+    that depth, measured at calibration. The edge of a cord, where partial volume and a too-wide
+    mask live, is noisier than its core. Without a stored spread "healthy" leaves values
+    unscaled, so an uncalibrated model still gives a map.
     """
     residual = np.asarray(residual, dtype=np.float64)
     if residual.shape != np.shape(roi):
@@ -72,7 +129,7 @@ def normative_map(
     out = np.zeros(residual.shape, dtype=np.float32)
     if not roi_a.any():
         return out
-    centred = residual[roi_a] - np.median(residual[roi_a])
+    centred = centred_residual(residual, roi_a, centre, window)[roi_a]
     if scale == "slice_mad":
         divisor = np.float64(np.median(np.abs(centred)))
     elif scale == "healthy" and spread:
@@ -86,16 +143,16 @@ def normative_map(
     return out
 
 
-def healthy_spread(residuals: Sequence[np.ndarray], rois: Sequence[np.ndarray], erode_px: int, max_depth: int) -> list[float]:
+def healthy_spread(residuals: Sequence[np.ndarray], rois: Sequence[np.ndarray], erode_px: int, max_depth: int,
+                   centre: str = "slice", window: int = 31) -> list[float]:
     """The "healthy" scale of `normative_map` from healthy slices: per depth 1..max_depth into the
-    eroded cord, the median |r - median_cord(r)| over all of them."""
+    eroded cord, the median |centred r| over all of them (centred as `normative_map` does)."""
     by_depth: list[list[np.ndarray]] = [[] for _ in range(max_depth)]
     for residual, roi in zip(residuals, rois):
         roi_a = analysis_roi(roi, erode_px)
         if not roi_a.any():
             continue
-        r = np.asarray(residual, dtype=np.float64)
-        centred = np.abs(r - np.median(r[roi_a]))
+        centred = np.abs(centred_residual(np.asarray(residual, dtype=np.float64), roi_a, centre, window))
         depth = depth_into(roi_a, max_depth)
         for d in range(1, max_depth + 1):
             by_depth[d - 1].append(centred[depth == d])

@@ -92,7 +92,10 @@ def patient_score(curve: AnoCurve, segments: Optional[list[SegmentScore]] = None
 # The scoring settings a threshold's value depends on: recorded with every calibration and
 # compared before a verdict is given (display_max and the candidate rule change no score). The
 # inference mask ratio changes mu, hence every score, and is compared too ("mask_ratio").
-THRESHOLD_SCORING_FIELDS = ("residual", "residual_scale", "erode_px", "patient_from", "curve")
+THRESHOLD_SCORING_FIELDS = ("residual", "residual_scale", "residual_centre", "centre_window_px", "erode_px", "patient_from", "curve")
+# What a calibration made before a setting existed was made with: the only centring then, and the
+# model's own mask ratio.
+SIGNATURE_BEFORE = {"residual_centre": "slice", "centre_window_px": 31, "mask_ratio": None}
 
 
 def scoring_signature(cfg: ScoringConfig, inference: InferenceConfig) -> dict:
@@ -109,7 +112,8 @@ def thresholds_for(thresholds: Optional[Thresholds], cfg: ScoringConfig, inferen
     When the calibration recorded other settings, the patient, segment and pixel thresholds are
     dropped (no verdict, no candidates) rather than applied on the wrong scale; the healthy spread
     is kept, so the map stays in healthy spreads. Calibrations that recorded no scoring are taken
-    as they are; one that recorded no mask ratio was made with the model's own (None).
+    as they are; settings a calibration did not record take the values they had before they
+    existed (`SIGNATURE_BEFORE`: the slice median, the model's own mask ratio).
     """
     if thresholds is None:
         return None, ""
@@ -117,10 +121,11 @@ def thresholds_for(thresholds: Optional[Thresholds], cfg: ScoringConfig, inferen
     if calibrated is None:
         return thresholds, ""
     current = scoring_signature(cfg, inference)
-    differ = [name for name in current if calibrated.get(name) != current[name]]
+    recorded = {**SIGNATURE_BEFORE, **calibrated}
+    differ = [name for name in current if recorded.get(name) != current[name]]
     if not differ:
         return thresholds, ""
-    shown = ", ".join(f"{name} {calibrated.get(name)!r} (now {current[name]!r})" for name in differ)
+    shown = ", ".join(f"{name} {recorded.get(name)!r} (now {current[name]!r})" for name in differ)
     note = (f"no verdict: the model's thresholds were calibrated with {shown}; "
             "recalibrate with `u2ad calibrate` for these settings")
     return dataclasses.replace(thresholds, patient=None, segment=None, pixel=None), note
@@ -175,7 +180,7 @@ def slice_map(error: np.ndarray, residual: Optional[np.ndarray], roi: np.ndarray
     if residual is None:
         return np.where(analysis_roi(roi, cfg.erode_px), np.maximum(np.asarray(error, dtype=np.float32), 0), np.float32(0))
     spread = None if thresholds is None else thresholds.residual_spread
-    return normative_map(residual, roi, cfg.erode_px, cfg.residual_scale, spread)
+    return normative_map(residual, roi, cfg.erode_px, cfg.residual_scale, spread, cfg.residual_centre, cfg.centre_window_px)
 
 
 def candidates(amap: np.ndarray, roi_a: np.ndarray, cfg: ScoringConfig, thresholds: Optional[Thresholds],
