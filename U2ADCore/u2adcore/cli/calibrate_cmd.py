@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..config import EvaluationConfig
-from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments, inference_mask_ratio
+from .options import add_inference_arguments, add_scoring_arguments, apply_inference_arguments, apply_scoring_arguments
 
 
 def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     entries = read_manifest(args.manifest)
     truths = manifest_truths(entries, args.manifest, require_labels=False)
     cfg = U2ADConfig()
-    cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
-    cfg.inference.mask_ratio = inference_mask_ratio(args)
+    apply_inference_arguments(cfg, args)
     apply_scoring_arguments(cfg, args)  # thresholds for the scoring detect will run with
     method = get_method("u2ad", config=cfg, checkpoint=model)
     cfg = detection_config(cfg, method)

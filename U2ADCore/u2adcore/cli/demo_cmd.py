@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..config import PhantomConfig
-from .options import add_inference_arguments, inference_mask_ratio
+from .options import add_inference_arguments, apply_inference_arguments
 
 STUDY_DIR, DETECTION_DIR = "study", "detection"
 STEM = "demo"
@@ -90,8 +90,7 @@ def _run(args: argparse.Namespace, out: Path, reports) -> int:
     from .main import progress_callback
 
     cfg = U2ADConfig()
-    cfg.inference.device, cfg.inference.mc_samples = args.device, args.mc
-    cfg.inference.mask_ratio = inference_mask_ratio(args)
+    apply_inference_arguments(cfg, args, seed=False)  # --seed is the phantom's here
     method = get_method("u2ad", config=cfg, checkpoint=args.model)
     cfg = detection_config(cfg, method)
 

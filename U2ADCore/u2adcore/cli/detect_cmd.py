@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import SEGMENTS, PreprocessConfig, U2ADConfig
-from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments, inference_mask_ratio
+from .options import add_inference_arguments, add_scoring_arguments, apply_inference_arguments, apply_scoring_arguments
 
 SUMMARY_CSV = "summary.csv"
 
@@ -48,10 +48,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> U2ADConfig:
     cfg = U2ADConfig()
-    cfg.inference.device = args.device
-    cfg.inference.mc_samples = args.mc
-    cfg.inference.mask_ratio = inference_mask_ratio(args)
-    cfg.inference.seed = args.seed
+    apply_inference_arguments(cfg, args)
     apply_scoring_arguments(cfg, args)
     cfg.preprocess.n_slices = args.n_slices
     cfg.preprocess.slices = args.slices

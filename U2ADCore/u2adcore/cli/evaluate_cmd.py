@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from ..config import EvaluationConfig
-from .options import add_inference_arguments, add_scoring_arguments, apply_scoring_arguments, inference_mask_ratio
+from .options import add_inference_arguments, add_scoring_arguments, apply_inference_arguments, apply_scoring_arguments
 
 OUTPUTS = {"metrics_json": "metrics.json", "metrics_csv": "metrics.csv", "table": "table.md"}
 
@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
         source, name = {"predictions": str(args.predictions)}, args.predictions.name
     else:
         cfg = U2ADConfig()
-        cfg.inference.device, cfg.inference.mc_samples, cfg.inference.seed = args.device, args.mc, args.seed
-        cfg.inference.mask_ratio = inference_mask_ratio(args)
+        apply_inference_arguments(cfg, args)
         apply_scoring_arguments(cfg, args)
         method = get_method(args.method or "u2ad", config=cfg, checkpoint=args.model)
         cfg = detection_config(cfg, method)

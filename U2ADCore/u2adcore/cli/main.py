@@ -65,7 +65,11 @@ def progress_callback(args: argparse.Namespace):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return _dispatch(parser, parser.parse_args(argv))
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; errors and cancellation become exit statuses."""
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -92,9 +96,10 @@ def entry() -> None:
     FAST_EXIT_COMMANDS, leave without the interpreter's teardown, which costs about 0.4 s once
     torch is loaded (docs/DETECTION.md, "Speed"). Every output is written atomically and closed by
     then; only the standard streams and logging still need flushing."""
-    argv = sys.argv[1:]
-    rc = main(argv)
-    if getattr(build_parser().parse_args(argv), "command", None) not in FAST_EXIT_COMMANDS:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:])
+    rc = _dispatch(parser, args)
+    if getattr(args, "command", None) not in FAST_EXIT_COMMANDS:
         sys.exit(rc)
     logging.shutdown()
     sys.stdout.flush()

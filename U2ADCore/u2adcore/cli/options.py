@@ -28,11 +28,19 @@ def _mask_ratio(text: str):
     return value
 
 
-def inference_mask_ratio(args: argparse.Namespace):
+def _inference_mask_ratio(args: argparse.Namespace):
     """InferenceConfig.mask_ratio from `--mask-ratio` (None = the model's own ratio)."""
     if args.mask_ratio is None:
         return None if getattr(args, "scoring", "normative") == "paper" else InferenceConfig.mask_ratio
     return None if args.mask_ratio == "model" else args.mask_ratio
+
+
+def apply_inference_arguments(cfg, args: argparse.Namespace, *, seed: bool = True) -> None:
+    """Set cfg.inference from `add_inference_arguments`' options (in place); `seed` as given there."""
+    cfg.inference.device, cfg.inference.mc_samples = args.device, args.mc
+    cfg.inference.mask_ratio = _inference_mask_ratio(args)
+    if seed:
+        cfg.inference.seed = args.seed
 
 
 def _non_negative_int(text: str) -> int:
