@@ -322,3 +322,13 @@ def test_the_shipped_thresholds_give_no_verdict_under_another_scoring(tmp_path, 
     assert not (tmp_path / "bad").exists()
     edge1 = json.loads((tmp_path / "edge1" / "result.json").read_text())
     assert edge1["n_candidates"] == 0 and edge1["candidates_rule"].startswith("none: no verdict")
+
+
+@pytest.mark.parametrize("command", ["detect", "calibrate", "evaluate", "demo"])
+def test_monte_carlo_count_below_one_is_refused_before_any_work(command, tmp_path, capsys):
+    """--mc is parsed by one shared option (cli/options.py), so every command refuses K < 1 alike."""
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--mc", "0", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "--mc: must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

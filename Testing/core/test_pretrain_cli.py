@@ -86,7 +86,7 @@ def test_usage_errors(phantoms, tmp_path, capsys):
     assert "unknown model preset 'huge'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--loss-erode", "-1"])
-    assert "--loss-erode: expected 0 or more pixels, got -1" in capsys.readouterr().err
+    assert "--loss-erode: must be >= 0, got -1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["pretrain", "--manifest", str(phantoms), "--out", str(tmp_path / "m.pt"), "--blur-sigma", "-0.5"])
     assert "--blur-sigma: expected 0 or more, got -0.5" in capsys.readouterr().err

@@ -64,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.model if args.model is not None else default_model_path()
     check_paths(model, args.out, args.overwrite)
-    if args.mc < 1:
-        raise InputError(None, f"--mc must be at least 1, got {args.mc}")
     if not 0.0 < args.sensitivity <= 1.0:
         raise InputError(None, f"--sensitivity must be in (0, 1], got {args.sensitivity}")
     if not 0.0 <= args.fpr < 1.0:

@@ -64,8 +64,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, "give an IMAGE (and optionally its --cord mask), or --manifest")
     if args.manifest and not args.out:
         raise InputError(args.manifest, "--out is required with --manifest")
-    if args.mc < 1:
-        raise InputError(None, f"--mc must be at least 1, got {args.mc}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -55,8 +55,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, f"--folds must be at least 2, got {args.folds}")
     if not 0.0 < args.sensitivity <= 1.0:
         raise InputError(None, f"--sensitivity must be in (0, 1], got {args.sensitivity}")
-    if args.mc < 1:
-        raise InputError(None, f"--mc must be at least 1, got {args.mc}")
 
 
 def _finite_or_none(value):

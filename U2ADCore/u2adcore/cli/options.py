@@ -9,7 +9,7 @@ from ..config import InferenceConfig
 
 def add_inference_arguments(p: argparse.ArgumentParser, *, seed: bool = True) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=InferenceConfig.device, help="where the model runs")
-    p.add_argument("--mc", type=int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
+    p.add_argument("--mc", type=positive_int, default=InferenceConfig.mc_samples, help="Monte-Carlo reconstructions per patch (K)")
     if seed:
         p.add_argument("--seed", type=int, default=InferenceConfig.seed,
                        help="seed of the Monte-Carlo masks (the same seed gives the same scores)")
@@ -43,10 +43,19 @@ def apply_inference_arguments(cfg, args: argparse.Namespace, *, seed: bool = Tru
         cfg.inference.seed = args.seed
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (a pixel count)."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a count of passes or samples)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -58,7 +67,7 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", choices=("threshold", "paper"), default="threshold",
                    help="candidates: components above the model's calibrated pixel threshold, none in a negative study "
                         "(default), or the paper's rule (lowest 20 %% zeroed, top 3 components kept regardless of size)")
-    p.add_argument("--erode-px", type=_non_negative_int, default=None, metavar="N",
+    p.add_argument("--erode-px", type=non_negative_int, default=None, metavar="N",
                    help="pixels dropped from the cord's edge before scoring (default 2; 1 with --scoring paper); "
                         "thresholds hold only for the erosion they were calibrated with")
     p.add_argument("--residual-centre", choices=("slice", "profile"), default=None,

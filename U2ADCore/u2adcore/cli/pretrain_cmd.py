@@ -11,17 +11,11 @@ import json
 from pathlib import Path
 
 from ..config import ModelConfig, PreprocessConfig, TrainConfig
+from .options import non_negative_int
 
 
 def _band(value: str):
     return None if value.lower() in ("none", "full") else int(value)
-
-
-def _pixels(value: str) -> int:
-    n = int(value)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more pixels, got {n}")
-    return n
 
 
 def _nonnegative(value: str) -> float:
@@ -61,7 +55,7 @@ def add_parser(subparsers, name: str, help_: str) -> argparse.ArgumentParser:
                    "visible cord (docs/MODEL.md); none: the paper's [0, 1] input (default)")
     p.add_argument("--anchor-visible", action="store_true",
                    help="with --intensity-norm: at inference, rescale each reconstruction to the visible cord's level")
-    p.add_argument("--loss-erode", type=_pixels, default=ModelConfig.loss_erode, metavar="PX",
+    p.add_argument("--loss-erode", type=non_negative_int, default=ModelConfig.loss_erode, metavar="PX",
                    help="reconstruction loss over the cord eroded by PX pixels (default %(default)s: the whole cord, the paper's)")
     p.add_argument("--patch-size", type=int, default=ModelConfig.patch_size, metavar="PX",
                    help="side of the square patches the image is cut into (default %(default)s; must divide the image size)")

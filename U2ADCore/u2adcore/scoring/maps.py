@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..config import ScoringConfig
 from .components import top_components
 
 _CROSS = ndimage.generate_binary_structure(2, 1)
@@ -110,7 +111,7 @@ def normative_map(
     scale: str = "healthy",
     spread: Optional[Sequence[float]] = None,
     centre: str = "slice",
-    window: int = 31,
+    window: int = ScoringConfig.centre_window_px,
 ) -> np.ndarray:
     """max(r - typical(r), 0) / s inside the eroded cord, 0 elsewhere, for a signed residual r = x - mu.
 
@@ -144,7 +145,7 @@ def normative_map(
 
 
 def healthy_spread(residuals: Sequence[np.ndarray], rois: Sequence[np.ndarray], erode_px: int, max_depth: int,
-                   centre: str = "slice", window: int = 31) -> list[float]:
+                   centre: str = "slice", window: int = ScoringConfig.centre_window_px) -> list[float]:
     """The "healthy" scale of `normative_map` from healthy slices: per depth 1..max_depth into the
     eroded cord, the median |centred r| over all of them (centred as `normative_map` does)."""
     by_depth: list[list[np.ndarray]] = [[] for _ in range(max_depth)]
